@@ -1,0 +1,128 @@
+//! Proves the token works before anyone relies on it: one real API call, and the scope check.
+//!
+//! The default call is `GET /2.0/repositories/{workspace}/{slug}`, Bitbucket's own example
+//! for bearer tokens (https://support.atlassian.com/bitbucket-cloud/docs/using-access-tokens/)
+//! and the cheapest read the pipeline's repository allows. `/2.0/workspaces` is never used:
+//! Bitbucket removed it in April 2026 (CHANGE-2770, it answers 410). A 401 right after issue
+//! can be replication lag (GitHub's app tokens show the same; octokit/auth-app.js#168), so a
+//! 401 is retried twice about a second apart, within the deadline and apart from RETRIES.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::config::Validation;
+use crate::error::Error;
+use crate::http::{Auth, Call, Http, Response};
+use crate::report::{Reporter, quote_remote};
+use crate::token::Token;
+
+/// Extra attempts after a 401, for replication lag.
+const LAG_RETRIES: u32 = 2;
+const LAG_DELAY: Duration = Duration::from_secs(1);
+
+/// What a passed validation call saw.
+pub struct Validated {
+    /// The HTTP status (2xx).
+    pub status: StatusCode,
+}
+
+/// Checks that `token` carries every scope in `required`, honouring implications.
+pub fn check_scopes(token: &Token, required: &[String]) -> Result<(), Error> {
+    let missing = crate::scope::missing(required, &token.scopes);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let granted = if token.scopes.is_empty() { "none".to_owned() } else { token.scopes.join(", ") };
+    Err(Error::Validation(format!(
+        "The token lacks required scope(s): {}. Granted: {granted}.\nGive the OAuth consumer these permissions (Workspace settings > OAuth consumers > Edit), or change REQUIRED_SCOPES.",
+        missing.join(", ")
+    )))
+}
+
+/// Makes the validation call and interprets the answer.
+pub async fn call(target: &Validation, token: &Token, http: &Http, log: &mut Reporter) -> Result<Validated, Error> {
+    let call = Call {
+        name: "validation call",
+        method: Method::GET,
+        url: target.url(),
+        auth: Auth::Bearer(&token.secret),
+        form: None,
+        body_has_tokens: false,
+    };
+    let mut lag_retries = 0;
+    loop {
+        let response = http.send(&call, log).await?;
+        if response.status.is_success() {
+            return Ok(Validated { status: response.status });
+        }
+        let may_lag = response.status == StatusCode::UNAUTHORIZED
+            && lag_retries < LAG_RETRIES
+            && Instant::now() + LAG_DELAY < http.deadline();
+        if !may_lag {
+            return Err(rejection(target, &response));
+        }
+        lag_retries += 1;
+        log.info(format!(
+            "The new token was refused (HTTP 401); Bitbucket may not have propagated it yet. Retrying in {} s ({lag_retries} of {LAG_RETRIES}).",
+            LAG_DELAY.as_secs()
+        ));
+        tokio::time::sleep(LAG_DELAY).await;
+    }
+}
+
+/// A non-success validation answer, worded with the API's own message and a hint.
+fn rejection(target: &Validation, response: &Response) -> Error {
+    let status = response.status;
+    let what = match target {
+        Validation::Repository { full_name, .. } => format!("repository {full_name}"),
+        Validation::Url(url) => url.to_string(),
+    };
+    let said = api_message(&response.body).map(|m| format!(": {m}")).unwrap_or_default();
+    let hint = match status.as_u16() {
+        401 => "Bitbucket rejected the token it had just issued. Check that API_URL belongs to the same Bitbucket as TOKEN_URL; if it does, try again later.".to_owned(),
+        403 => {
+            let needs = response
+                .header("x-accepted-oauth-scopes")
+                .map(|s| format!(" The endpoint accepts scope(s): {}.", quote_remote(s, 200)))
+                .unwrap_or_default();
+            format!("The token lacks a scope or permission this call needs.{needs} Give the OAuth consumer that permission (Workspace settings > OAuth consumers > Edit), or set VALIDATE_URL to something the token may read.")
+        }
+        404 => match target {
+            Validation::Repository { .. } => "The repository does not exist, or the consumer's workspace cannot see it (since May 2026, a consumer owned by a personal workspace sees only that workspace). Check REPOSITORY, or set VALIDATE_URL.".to_owned(),
+            Validation::Url(_) => "Nothing is there, or the token may not see it. Check VALIDATE_URL.".to_owned(),
+        },
+        410 => "Bitbucket has removed this endpoint (e.g. /2.0/workspaces, CHANGE-2770). Set VALIDATE_URL to a supported endpoint, or use REPOSITORY.".to_owned(),
+        _ => "Check VALIDATE_URL / REPOSITORY and API_URL.".to_owned(),
+    };
+    Error::Validation(format!("The token failed validation: GET {} for {what} answered HTTP {status}{said}.\n{hint}", target.url()))
+}
+
+/// Bitbucket's error body: `{"type": "error", "error": {"message": ..., "detail": ...}}`.
+pub fn api_message(body: &[u8]) -> Option<String> {
+    let json: Value = serde_json::from_slice(body).ok()?;
+    let error = json.get("error")?;
+    let message = error.get("message")?.as_str()?;
+    let mut text = quote_remote(message.trim(), 300);
+    if let Some(detail) = error.get("detail").and_then(Value::as_str).filter(|d| !d.trim().is_empty()) {
+        text.push_str(&format!(" ({})", quote_remote(detail.trim(), 300)));
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bitbucket_error_bodies() {
+        assert_eq!(api_message(br#"{"type": "error", "error": {"message": "Access token expired."}}"#).as_deref(), Some("Access token expired."));
+        assert_eq!(
+            api_message(br#"{"type":"error","error":{"message":"CHANGE-2770 - Functionality has been deprecated","detail":"Please read the changelog entry for more details."}}"#).as_deref(),
+            Some("CHANGE-2770 - Functionality has been deprecated (Please read the changelog entry for more details.)")
+        );
+        assert_eq!(api_message(b"Rate limit for this resource has been exceeded"), None);
+    }
+}
