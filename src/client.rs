@@ -23,9 +23,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The client for all requests of one run.
 pub fn build(config: &Config) -> anyhow::Result<reqwest::Client> {
-    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
     for cert in &config.extra_roots {
-        roots.add(cert.clone()).context("CA_BUNDLE holds a certificate that is not a usable CA")?;
+        roots
+            .add(cert.clone())
+            .context("CA_BUNDLE holds a certificate that is not a usable CA")?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)

@@ -183,7 +183,9 @@ impl Config {
             }
             Some(id) => {
                 if let Some(slip) = whitespace_slip(id) {
-                    problems.push(format!("CLIENT_ID {slip}: a copy-paste slip? Set it to the consumer's Key exactly."));
+                    problems.push(format!(
+                        "CLIENT_ID {slip}: a copy-paste slip? Set it to the consumer's Key exactly."
+                    ));
                 } else if id.contains(':') {
                     problems.push("CLIENT_ID contains ':', which HTTP Basic authentication cannot carry: set it to the consumer's Key.".into());
                 }
@@ -213,16 +215,27 @@ impl Config {
             problems.push(format!("TOKEN_VARIABLE ({token_variable:?}) is not a valid variable name: use letters, digits and '_', not starting with a digit (^[A-Za-z_][A-Za-z0-9_]*$)."));
         }
 
-        let token_url = parse_url("TOKEN_URL", non_empty(&raw.token_url).unwrap_or(DEFAULT_TOKEN_URL), &mut problems);
-        let api_url = parse_url("API_URL", non_empty(&raw.api_url).unwrap_or(DEFAULT_API_URL), &mut problems);
-        let validate_url = non_empty(&raw.validate_url).and_then(|u| parse_url("VALIDATE_URL", u, &mut problems));
+        let token_url = parse_url(
+            "TOKEN_URL",
+            non_empty(&raw.token_url).unwrap_or(DEFAULT_TOKEN_URL),
+            &mut problems,
+        );
+        let api_url = parse_url(
+            "API_URL",
+            non_empty(&raw.api_url).unwrap_or(DEFAULT_API_URL),
+            &mut problems,
+        );
+        let validate_url =
+            non_empty(&raw.validate_url).and_then(|u| parse_url("VALIDATE_URL", u, &mut problems));
 
         let validate = parse_bool("VALIDATE", &raw.validate, true, &mut problems);
         let debug = parse_bool("DEBUG", &raw.debug, false, &mut problems);
 
         let repository = non_empty(&raw.repository)
             .map(|r| ("REPOSITORY", r))
-            .or_else(|| non_empty(&raw.bitbucket_repo_full_name).map(|r| ("BITBUCKET_REPO_FULL_NAME", r)));
+            .or_else(|| {
+                non_empty(&raw.bitbucket_repo_full_name).map(|r| ("BITBUCKET_REPO_FULL_NAME", r))
+            });
         if let Some((name, value)) = repository {
             if !is_repository(value) {
                 problems.push(format!("{name} ({value:?}) is not of the form workspace/repo-slug: use the names from the repository's URL, e.g. myteam/my-repo."));
@@ -234,7 +247,12 @@ impl Config {
             (true, Some(url), _) => Some(Validation::Url(url)),
             (true, None, Some((_, full_name))) => api_url.as_ref().and_then(|api| {
                 let base = api.as_str().trim_end_matches('/');
-                Url::parse(&format!("{base}/repositories/{full_name}")).ok().map(|url| Validation::Repository { full_name: full_name.to_owned(), url })
+                Url::parse(&format!("{base}/repositories/{full_name}"))
+                    .ok()
+                    .map(|url| Validation::Repository {
+                        full_name: full_name.to_owned(),
+                        url,
+                    })
             }),
             (true, None, None) => {
                 problems.push("VALIDATE is true but there is nothing to validate against: set REPOSITORY to workspace/repo-slug (Bitbucket sets BITBUCKET_REPO_FULL_NAME for you in a pipeline), or VALIDATE_URL to an API URL the token can read, or VALIDATE to false.".into());
@@ -253,8 +271,24 @@ impl Config {
             }
         };
 
-        let timeout = parse_number("TIMEOUT", &raw.timeout, DEFAULT_TIMEOUT_SECS, 1, MAX_TIMEOUT_SECS, "seconds", &mut problems);
-        let retries = parse_number("RETRIES", &raw.retries, DEFAULT_RETRIES.into(), 0, MAX_RETRIES.into(), "extra attempts", &mut problems);
+        let timeout = parse_number(
+            "TIMEOUT",
+            &raw.timeout,
+            DEFAULT_TIMEOUT_SECS,
+            1,
+            MAX_TIMEOUT_SECS,
+            "seconds",
+            &mut problems,
+        );
+        let retries = parse_number(
+            "RETRIES",
+            &raw.retries,
+            DEFAULT_RETRIES.into(),
+            0,
+            MAX_RETRIES.into(),
+            "extra attempts",
+            &mut problems,
+        );
 
         let extra_roots = match non_empty(&raw.ca_bundle) {
             None => Vec::new(),
@@ -307,30 +341,53 @@ fn is_repository(value: &str) -> bool {
     let mut parts = value.split('/');
     let ok = |part: Option<&str>| {
         part.is_some_and(|p| {
-            !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            !p.is_empty()
+                && p != "."
+                && p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         })
     };
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
-fn parse_bool(name: &str, value: &Option<String>, default: bool, problems: &mut Vec<String>) -> bool {
+fn parse_bool(
+    name: &str,
+    value: &Option<String>,
+    default: bool,
+    problems: &mut Vec<String>,
+) -> bool {
     match non_empty(value).map(str::to_ascii_lowercase).as_deref() {
         None => default,
         Some("true" | "1" | "yes") => true,
         Some("false" | "0" | "no") => false,
         Some(other) => {
-            problems.push(format!("{name} ({other:?}) is not a boolean: use true or false (also 1/0, yes/no)."));
+            problems.push(format!(
+                "{name} ({other:?}) is not a boolean: use true or false (also 1/0, yes/no)."
+            ));
             default
         }
     }
 }
 
-fn parse_number(name: &str, value: &Option<String>, default: u64, min: u64, max: u64, unit: &str, problems: &mut Vec<String>) -> u64 {
-    let Some(text) = non_empty(value) else { return default };
+fn parse_number(
+    name: &str,
+    value: &Option<String>,
+    default: u64,
+    min: u64,
+    max: u64,
+    unit: &str,
+    problems: &mut Vec<String>,
+) -> u64 {
+    let Some(text) = non_empty(value) else {
+        return default;
+    };
     match text.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => n,
         _ => {
-            problems.push(format!("{name} ({text:?}) must be a whole number of {unit} from {min} to {max}."));
+            problems.push(format!(
+                "{name} ({text:?}) must be a whole number of {unit} from {min} to {max}."
+            ));
             default
         }
     }
@@ -341,21 +398,30 @@ fn parse_url(name: &str, text: &str, problems: &mut Vec<String>) -> Option<Url> 
     let url = match Url::parse(text) {
         Ok(url) => url,
         Err(e) => {
-            problems.push(format!("{name} ({text:?}) is not a valid URL ({e}): give an absolute https:// URL."));
+            problems.push(format!(
+                "{name} ({text:?}) is not a valid URL ({e}): give an absolute https:// URL."
+            ));
             return None;
         }
     };
     let problem = if !url.username().is_empty() || url.password().is_some() {
         // Never echo the URL here: its userinfo may be a credential.
-        Some(format!("{name} contains a user name or password: remove them; the pipe sends CLIENT_ID and CLIENT_SECRET itself."))
+        Some(format!(
+            "{name} contains a user name or password: remove them; the pipe sends CLIENT_ID and CLIENT_SECRET itself."
+        ))
     } else if url.host_str().is_none() {
-        Some(format!("{name} ({text:?}) has no host: give an absolute https:// URL."))
+        Some(format!(
+            "{name} ({text:?}) has no host: give an absolute https:// URL."
+        ))
     } else if url.scheme() == "https" {
         None
     } else if url.scheme() == "http" {
         (!is_loopback(&url)).then(|| format!("{name} ({text:?}) uses plain http to a host that is not loopback: use https:// (http is allowed only for 127.0.0.0/8, ::1 and localhost, for local testing)."))
     } else {
-        Some(format!("{name} ({text:?}) has scheme {:?}: use https://.", url.scheme()))
+        Some(format!(
+            "{name} ({text:?}) has scheme {:?}: use https://.",
+            url.scheme()
+        ))
     };
     match problem {
         Some(p) => {
@@ -377,11 +443,16 @@ fn is_loopback(url: &Url) -> bool {
 
 fn read_ca_bundle(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let fix = "set CA_BUNDLE to a PEM file of CA certificates, or leave it empty to trust only the built-in roots";
-    let bytes = std::fs::read(path).map_err(|e| format!("CA_BUNDLE ({path:?}) cannot be read ({e}): {fix}."))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("CA_BUNDLE ({path:?}) cannot be read ({e}): {fix}."))?;
     let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&bytes).collect();
     match certs {
-        Err(e) => Err(format!("CA_BUNDLE ({path:?}) is not valid PEM ({e}): {fix}.")),
-        Ok(certs) if certs.is_empty() => Err(format!("CA_BUNDLE ({path:?}) holds no PEM certificate: {fix}.")),
+        Err(e) => Err(format!(
+            "CA_BUNDLE ({path:?}) is not valid PEM ({e}): {fix}."
+        )),
+        Ok(certs) if certs.is_empty() => Err(format!(
+            "CA_BUNDLE ({path:?}) holds no PEM certificate: {fix}."
+        )),
         Ok(certs) => Ok(certs),
     }
 }
@@ -391,7 +462,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
     }
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, Vec<String>> {
@@ -402,7 +476,11 @@ mod tests {
         })
     }
 
-    const BASE: &[(&str, &str)] = &[("CLIENT_ID", "key"), ("CLIENT_SECRET", "secret"), ("REPOSITORY", "ws/repo")];
+    const BASE: &[(&str, &str)] = &[
+        ("CLIENT_ID", "key"),
+        ("CLIENT_SECRET", "secret"),
+        ("REPOSITORY", "ws/repo"),
+    ];
 
     #[test]
     fn defaults_apply() {
@@ -413,12 +491,21 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(30));
         assert_eq!(c.retries, 3);
         assert!(!c.debug);
-        assert_eq!(c.validation.unwrap().url().as_str(), "https://api.bitbucket.org/2.0/repositories/ws/repo");
+        assert_eq!(
+            c.validation.unwrap().url().as_str(),
+            "https://api.bitbucket.org/2.0/repositories/ws/repo"
+        );
     }
 
     #[test]
     fn empty_counts_as_unset() {
-        let problems = config(&[("CLIENT_ID", ""), ("CLIENT_SECRET", ""), ("VALIDATE", "false"), ("TIMEOUT", "")]).unwrap_err();
+        let problems = config(&[
+            ("CLIENT_ID", ""),
+            ("CLIENT_SECRET", ""),
+            ("VALIDATE", "false"),
+            ("TIMEOUT", ""),
+        ])
+        .unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("CLIENT_ID is not set"));
         assert!(problems[1].starts_with("CLIENT_SECRET is not set"));
@@ -426,7 +513,14 @@ mod tests {
 
     #[test]
     fn booleans_parse_case_insensitively() {
-        for (text, want) in [("TRUE", true), ("Yes", true), ("1", true), ("False", false), ("no", false), ("0", false)] {
+        for (text, want) in [
+            ("TRUE", true),
+            ("Yes", true),
+            ("1", true),
+            ("False", false),
+            ("no", false),
+            ("0", false),
+        ] {
             let mut pairs = BASE.to_vec();
             pairs.push(("DEBUG", text));
             assert_eq!(config(&pairs).unwrap().debug, want, "{text}");
@@ -434,18 +528,37 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("VALIDATE", "maybe"));
         let problems = config(&pairs).unwrap_err();
-        assert!(problems[0].starts_with("VALIDATE (\"maybe\") is not a boolean"), "{problems:?}");
+        assert!(
+            problems[0].starts_with("VALIDATE (\"maybe\") is not a boolean"),
+            "{problems:?}"
+        );
     }
 
     #[test]
     fn repository_falls_back_to_bitbucket_variable() {
-        let c = config(&[("CLIENT_ID", "k"), ("CLIENT_SECRET", "s"), ("BITBUCKET_REPO_FULL_NAME", "team/app")]).unwrap();
-        assert_eq!(c.validation, Some(Validation::Repository { full_name: "team/app".into(), url: Url::parse("https://api.bitbucket.org/2.0/repositories/team/app").unwrap() }));
+        let c = config(&[
+            ("CLIENT_ID", "k"),
+            ("CLIENT_SECRET", "s"),
+            ("BITBUCKET_REPO_FULL_NAME", "team/app"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.validation,
+            Some(Validation::Repository {
+                full_name: "team/app".into(),
+                url: Url::parse("https://api.bitbucket.org/2.0/repositories/team/app").unwrap()
+            })
+        );
     }
 
     #[test]
     fn plain_http_only_to_loopback() {
-        for ok in ["http://127.0.0.1:8080/t", "http://127.8.9.1/t", "http://[::1]:1/t", "http://LOCALHOST/t"] {
+        for ok in [
+            "http://127.0.0.1:8080/t",
+            "http://127.8.9.1/t",
+            "http://[::1]:1/t",
+            "http://LOCALHOST/t",
+        ] {
             let mut pairs = BASE.to_vec();
             pairs.push(("TOKEN_URL", ok));
             assert!(config(&pairs).is_ok(), "{ok}");
@@ -466,14 +579,41 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let problems = config(&[("TOKEN_VARIABLE", "1BAD"), ("TIMEOUT", "0"), ("RETRIES", "x"), ("TOKEN_URL", "ftp://x/y"), ("CA_BUNDLE", "/nonexistent.pem")]).unwrap_err();
-        let names: Vec<_> = problems.iter().map(|p| p.split([' ', '(']).next().unwrap()).collect();
-        assert_eq!(names, ["CLIENT_ID", "CLIENT_SECRET", "TOKEN_VARIABLE", "TOKEN_URL", "VALIDATE", "TIMEOUT", "RETRIES", "CA_BUNDLE"]);
+        let problems = config(&[
+            ("TOKEN_VARIABLE", "1BAD"),
+            ("TIMEOUT", "0"),
+            ("RETRIES", "x"),
+            ("TOKEN_URL", "ftp://x/y"),
+            ("CA_BUNDLE", "/nonexistent.pem"),
+        ])
+        .unwrap_err();
+        let names: Vec<_> = problems
+            .iter()
+            .map(|p| p.split([' ', '(']).next().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "CLIENT_ID",
+                "CLIENT_SECRET",
+                "TOKEN_VARIABLE",
+                "TOKEN_URL",
+                "VALIDATE",
+                "TIMEOUT",
+                "RETRIES",
+                "CA_BUNDLE"
+            ]
+        );
     }
 
     #[test]
     fn secret_slips_are_named_not_quoted() {
-        let problems = config(&[("CLIENT_ID", "k"), ("CLIENT_SECRET", "s3cr3t\n"), ("VALIDATE", "no")]).unwrap_err();
+        let problems = config(&[
+            ("CLIENT_ID", "k"),
+            ("CLIENT_SECRET", "s3cr3t\n"),
+            ("VALIDATE", "no"),
+        ])
+        .unwrap_err();
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("line break") && !problems[0].contains("s3cr3t"));
     }
@@ -481,9 +621,16 @@ mod tests {
     #[test]
     fn variable_names_and_repositories() {
         assert!(is_variable_name("_A1") && is_variable_name("BITBUCKET_ACCESS_TOKEN"));
-        assert!(!is_variable_name("") && !is_variable_name("A-B") && !is_variable_name("9A") && !is_variable_name("A B"));
+        assert!(
+            !is_variable_name("")
+                && !is_variable_name("A-B")
+                && !is_variable_name("9A")
+                && !is_variable_name("A B")
+        );
         assert!(is_repository("my-team/my.repo_1"));
-        for bad in ["ws", "ws/", "/r", "a/b/c", "ws/..", "ws/r?x", "ws/r#", "w s/r"] {
+        for bad in [
+            "ws", "ws/", "/r", "a/b/c", "ws/..", "ws/r?x", "ws/r#", "w s/r",
+        ] {
             assert!(!is_repository(bad), "{bad}");
         }
     }
@@ -492,8 +639,17 @@ mod tests {
     #[test]
     fn non_utf8_values_are_named() {
         use std::os::unix::ffi::OsStringExt;
-        let vars = vec![(OsString::from("CLIENT_SECRET"), OsString::from_vec(vec![0x66, 0xff])), (OsString::from("UNRELATED"), OsString::from_vec(vec![0xff]))];
+        let vars = vec![
+            (
+                OsString::from("CLIENT_SECRET"),
+                OsString::from_vec(vec![0x66, 0xff]),
+            ),
+            (OsString::from("UNRELATED"), OsString::from_vec(vec![0xff])),
+        ];
         let (_, problems) = read_env(vars);
-        assert_eq!(problems, ["CLIENT_SECRET is not valid UTF-8: set it to plain text."]);
+        assert_eq!(
+            problems,
+            ["CLIENT_SECRET is not valid UTF-8: set it to plain text."]
+        );
     }
 }

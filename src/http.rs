@@ -84,15 +84,28 @@ pub struct Http {
 /// Why one attempt failed.
 enum Attempt {
     /// Worth another try; `wait` is the server's `Retry-After`, if it sent one.
-    Transient { reason: String, wait: Option<Duration> },
+    Transient {
+        reason: String,
+        wait: Option<Duration>,
+    },
     /// Retrying cannot help.
     Fatal(Error),
 }
 
 impl Http {
     /// An `Http` whose every request ends by `deadline`.
-    pub fn new(client: reqwest::Client, deadline: Instant, timeout: Duration, retries: u32) -> Self {
-        Http { client, deadline, timeout, retries }
+    pub fn new(
+        client: reqwest::Client,
+        deadline: Instant,
+        timeout: Duration,
+        retries: u32,
+    ) -> Self {
+        Http {
+            client,
+            deadline,
+            timeout,
+            retries,
+        }
     }
 
     /// The instant by which the whole run must end.
@@ -119,7 +132,11 @@ impl Http {
                     let delay = wait.unwrap_or_else(|| backoff(attempt));
                     let left = self.deadline.saturating_duration_since(Instant::now());
                     if delay >= left {
-                        let asked = if wait.is_some() { "the server asked to wait" } else { "the next retry is due in" };
+                        let asked = if wait.is_some() {
+                            "the server asked to wait"
+                        } else {
+                            "the next retry is due in"
+                        };
                         return Err(Error::provider(format!(
                             "The {} to {} failed ({reason}), and {asked} {}, more than the {} left of TIMEOUT ({} s): try again later, or raise TIMEOUT.",
                             call.name,
@@ -129,7 +146,12 @@ impl Http {
                             self.timeout.as_secs()
                         )));
                     }
-                    log.warn(format!("The {} failed ({reason}); retrying in {} (attempt {} of {attempts}).", call.name, seconds(delay), attempt + 1));
+                    log.warn(format!(
+                        "The {} failed ({reason}); retrying in {} (attempt {} of {attempts}).",
+                        call.name,
+                        seconds(delay),
+                        attempt + 1
+                    ));
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -138,7 +160,9 @@ impl Http {
     }
 
     async fn attempt(&self, call: &Call<'_>, log: &mut Reporter) -> Result<Response, Attempt> {
-        let request = self.build(call).map_err(|e| Attempt::Fatal(Error::Other(e)))?;
+        let request = self
+            .build(call)
+            .map_err(|e| Attempt::Fatal(Error::Other(e)))?;
         log_request(&request, log);
         let left = self.deadline.saturating_duration_since(Instant::now());
         let exchange = async {
@@ -165,36 +189,55 @@ impl Http {
         };
         log_response(&response, call.body_has_tokens, log);
         if is_transient(response.status) {
-            let wait = response.header("retry-after").and_then(|v| parse_retry_after(v, SystemTime::now()));
+            let wait = response
+                .header("retry-after")
+                .and_then(|v| parse_retry_after(v, SystemTime::now()));
             let body = quote_remote(String::from_utf8_lossy(&response.body).trim(), 200);
-            let reason = if body.is_empty() { format!("HTTP {}", response.status) } else { format!("HTTP {}: {body}", response.status) };
+            let reason = if body.is_empty() {
+                format!("HTTP {}", response.status)
+            } else {
+                format!("HTTP {}: {body}", response.status)
+            };
             return Err(Attempt::Transient { reason, wait });
         }
         if response.status.is_redirection() {
-            let location = response.header("location").map(|l| quote_remote(l, 300)).unwrap_or_else(|| "(no Location header)".into());
+            let location = response
+                .header("location")
+                .map(|l| quote_remote(l, 300))
+                .unwrap_or_else(|| "(no Location header)".into());
             return Err(Attempt::Fatal(Error::provider(format!(
                 "The {} to {} was redirected (HTTP {}) to {location}; redirects are never followed, so the credentials are not sent elsewhere. Set {} to the final URL.",
                 call.name,
                 call.url,
                 response.status,
-                if call.body_has_tokens { "TOKEN_URL" } else { "API_URL or VALIDATE_URL" }
+                if call.body_has_tokens {
+                    "TOKEN_URL"
+                } else {
+                    "API_URL or VALIDATE_URL"
+                }
             ))));
         }
         Ok(response)
     }
 
     fn build(&self, call: &Call<'_>) -> anyhow::Result<reqwest::Request> {
-        let mut request = self.client.request(call.method.clone(), call.url.clone()).header(header::ACCEPT, "application/json");
+        let mut request = self
+            .client
+            .request(call.method.clone(), call.url.clone())
+            .header(header::ACCEPT, "application/json");
         request = match &call.auth {
             Auth::Basic { id, secret } => request.basic_auth(id, Some(secret.expose_secret())),
             Auth::Bearer(token) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))?;
+                let mut value =
+                    HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))?;
                 value.set_sensitive(true);
                 request.header(header::AUTHORIZATION, value)
             }
         };
         if let Some(form) = call.form {
-            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(form);
+            request = request
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(form);
         }
         Ok(request.build()?)
     }
@@ -213,7 +256,10 @@ impl From<reqwest::Error> for ReadError {
 
 /// Reads the body chunk by chunk, stopping as soon as it passes the cap.
 async fn read(mut response: reqwest::Response) -> Result<Response, ReadError> {
-    if let Some(length) = response.content_length().filter(|&l| l > MAX_BODY_BYTES as u64) {
+    if let Some(length) = response
+        .content_length()
+        .filter(|&l| l > MAX_BODY_BYTES as u64)
+    {
         return Err(ReadError::TooLarge(length));
     }
     let mut body = Vec::new();
@@ -223,7 +269,11 @@ async fn read(mut response: reqwest::Response) -> Result<Response, ReadError> {
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Response { status: response.status(), headers: response.headers().clone(), body })
+    Ok(Response {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body,
+    })
 }
 
 fn is_transient(status: StatusCode) -> bool {
@@ -233,7 +283,9 @@ fn is_transient(status: StatusCode) -> bool {
 /// Exponential backoff with "equal jitter": half fixed, half random, so a retry after a
 /// 429 never comes back immediately, and many pipelines do not retry in step.
 fn backoff(attempt: u32) -> Duration {
-    let full = FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(MAX_BACKOFF);
+    let full = FIRST_BACKOFF
+        .saturating_mul(1 << (attempt - 1).min(16))
+        .min(MAX_BACKOFF);
     let half = full / 2;
     half + half.mul_f64(fastrand::f64())
 }
@@ -259,18 +311,29 @@ fn classify(error: &reqwest::Error, call: &Call<'_>) -> Attempt {
                 "the certificate of {host} is not signed by a trusted CA. If a proxy intercepts TLS or the server uses a private CA, add that CA to CA_BUNDLE (a PEM file)."
             ),
             rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)
-            | rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. }) => {
-                format!("the certificate presented by {host} is not valid for the name {host}: check the host in the URL.")
+            | rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            ) => {
+                format!(
+                    "the certificate presented by {host} is not valid for the name {host}: check the host in the URL."
+                )
             }
             rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)
-            | rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext { .. })
+            | rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext {
+                ..
+            })
             | rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYet)
-            | rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYetContext { .. }) => format!(
+            | rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidYetContext {
+                ..
+            }) => format!(
                 "the certificate of {host} is expired or not yet valid: check the server's certificate and this machine's clock."
             ),
             _ => format!("TLS with {host} failed."),
         };
-        return Attempt::Fatal(Error::provider(format!("The {} to {} failed: {hint} ({chain})", call.name, call.url)));
+        return Attempt::Fatal(Error::provider(format!(
+            "The {} to {} failed: {hint} ({chain})",
+            call.name, call.url
+        )));
     }
     let kind = if error.is_timeout() {
         "timed out"
@@ -279,7 +342,10 @@ fn classify(error: &reqwest::Error, call: &Call<'_>) -> Attempt {
     } else {
         "connection failed"
     };
-    Attempt::Transient { reason: format!("{kind}: {chain}"), wait: None }
+    Attempt::Transient {
+        reason: format!("{kind}: {chain}"),
+        wait: None,
+    }
 }
 
 fn find_rustls_error(error: &reqwest::Error) -> Option<&rustls::Error> {
@@ -288,12 +354,15 @@ fn find_rustls_error(error: &reqwest::Error) -> Option<&rustls::Error> {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                return Some(tls);
-            }
-        }
-        source = e.source();
+        // io::Error::source() skips the error it wraps (it returns the wrapped error's
+        // source), and rustls errors arrive wrapped in two io::Errors: descend with get_ref.
+        source = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
     None
 }
@@ -328,12 +397,18 @@ fn seconds(d: Duration) -> String {
 
 fn log_request(request: &reqwest::Request, log: &mut Reporter) {
     log.debug(|| {
-        let mut lines = vec![format!("> {} {}", request.method(), request.url()), format!("> user-agent: {}", crate::client::USER_AGENT)];
+        let mut lines = vec![
+            format!("> {} {}", request.method(), request.url()),
+            format!("> user-agent: {}", crate::client::USER_AGENT),
+        ];
         for (name, value) in request.headers() {
             lines.push(format!("> {name}: {}", shown_header(name, value)));
         }
         if let Some(body) = request.body().and_then(|b| b.as_bytes()) {
-            lines.push(format!("> {}", quote_remote(&String::from_utf8_lossy(body), DEBUG_BODY_CHARS)));
+            lines.push(format!(
+                "> {}",
+                quote_remote(&String::from_utf8_lossy(body), DEBUG_BODY_CHARS)
+            ));
         }
         lines.join("\n")
     });
@@ -345,14 +420,29 @@ fn log_response(response: &Response, body_has_tokens: bool, log: &mut Reporter) 
         for (name, value) in &response.headers {
             lines.push(format!("< {name}: {}", shown_header(name, value)));
         }
-        lines.push(format!("< {}", shown_body(&response.body, body_has_tokens && response.status.is_success())));
+        lines.push(format!(
+            "< {}",
+            shown_body(
+                &response.body,
+                body_has_tokens && response.status.is_success()
+            )
+        ));
         lines.join("\n")
     });
 }
 
 fn shown_header(name: &header::HeaderName, value: &HeaderValue) -> String {
-    if value.is_sensitive() || name == header::AUTHORIZATION || name == header::PROXY_AUTHORIZATION || name == header::SET_COOKIE || name == header::COOKIE {
-        let scheme = value.to_str().ok().and_then(|v| v.split(' ').next()).filter(|s| matches!(*s, "Basic" | "Bearer"));
+    if value.is_sensitive()
+        || name == header::AUTHORIZATION
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::SET_COOKIE
+        || name == header::COOKIE
+    {
+        let scheme = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split(' ').next())
+            .filter(|s| matches!(*s, "Basic" | "Bearer"));
         match scheme {
             Some(scheme) => format!("{scheme} <redacted>"),
             None => "<redacted>".into(),
@@ -377,11 +467,20 @@ fn shown_body(body: &[u8], has_tokens: bool) -> String {
             redact_json(&mut json);
             quote_remote(&json.to_string(), DEBUG_BODY_CHARS)
         }
-        Err(_) => format!("({} bytes, not JSON; not shown because it may contain a token)", body.len()),
+        Err(_) => format!(
+            "({} bytes, not JSON; not shown because it may contain a token)",
+            body.len()
+        ),
     }
 }
 
-const TOKEN_FIELDS: &[&str] = &["access_token", "refresh_token", "id_token", "token", "client_secret"];
+const TOKEN_FIELDS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "client_secret",
+];
 
 fn redact_json(value: &mut serde_json::Value) {
     match value {
@@ -408,8 +507,14 @@ mod tests {
     fn retry_after_seconds_and_dates() {
         let now = httpdate::parse_http_date("Sun, 29 Nov 2026 20:00:00 GMT").unwrap();
         assert_eq!(parse_retry_after(" 2 ", now), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after("Sun, 29 Nov 2026 20:00:05 GMT", now), Some(Duration::from_secs(5)));
-        assert_eq!(parse_retry_after("Sun, 29 Nov 2026 19:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 20:00:05 GMT", now),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 19:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
     }
@@ -417,7 +522,9 @@ mod tests {
     #[test]
     fn backoff_grows_with_jitter_and_a_cap() {
         for attempt in 1..40 {
-            let full = FIRST_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(MAX_BACKOFF);
+            let full = FIRST_BACKOFF
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(MAX_BACKOFF);
             let d = backoff(attempt);
             assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
         }
@@ -427,7 +534,12 @@ mod tests {
     fn token_fields_are_redacted_in_debug_bodies() {
         let body = br#"{"access_token":"SECRET-TOKEN","nested":{"refresh_token":"R"},"scope":"repository"}"#;
         let shown = shown_body(body, true);
-        assert!(!shown.contains("SECRET-TOKEN") && shown.contains("<redacted: 12 characters>") && shown.contains("repository"), "{shown}");
+        assert!(
+            !shown.contains("SECRET-TOKEN")
+                && shown.contains("<redacted: 12 characters>")
+                && shown.contains("repository"),
+            "{shown}"
+        );
         assert!(shown_body(b"access_token=SECRET", true).starts_with("(19 bytes, not JSON"));
         assert_eq!(shown_body(b"Rate limit", false), "Rate limit");
     }

@@ -28,7 +28,10 @@ use crate::http::Http;
 use crate::report::Reporter;
 
 /// Runs the pipe from the given environment, logging through `log`.
-pub fn run(vars: impl IntoIterator<Item = (OsString, OsString)>, log: &mut Reporter) -> Result<(), Error> {
+pub fn run(
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+    log: &mut Reporter,
+) -> Result<(), Error> {
     let (raw, problems) = config::read_env(vars);
     let config = Config::from_raw(&raw, problems)?;
     log.mask(config.client_secret.expose_secret());
@@ -54,22 +57,37 @@ async fn pipe(config: &Config, log: &mut Reporter) -> Result<(), Error> {
     let client = client::build(config).map_err(Error::Other)?;
     let http = Http::new(client, deadline, config.timeout, config.retries);
 
-    log.info(format!("Requesting an access token from {} (client credentials grant)...", config.token_url));
+    log.info(format!(
+        "Requesting an access token from {} (client credentials grant)...",
+        config.token_url
+    ));
     let token = token::request(config, &http, log).await?;
     log.mask(token.secret.expose_secret());
-    let scopes = if token.scopes.is_empty() { "none listed".to_owned() } else { token.scopes.join(", ") };
+    let scopes = if token.scopes.is_empty() {
+        "none listed".to_owned()
+    } else {
+        token.scopes.join(", ")
+    };
     let expiry = match (token.expires_in, token.expires_at) {
-        (Some(seconds), Some(at)) => format!("expires in {seconds} s, at {}", output::format_time(at)),
+        (Some(seconds), Some(at)) => {
+            format!("expires in {seconds} s, at {}", output::format_time(at))
+        }
         _ => {
             log.warn("The token response has no expires_in, so the expiry time is unknown; no _EXPIRES_AT line will be written.");
             "expiry unknown".to_owned()
         }
     };
-    log.info(format!("Received a bearer token ({} characters); {expiry}; scopes: {scopes}.", token.len));
+    log.info(format!(
+        "Received a bearer token ({} characters); {expiry}; scopes: {scopes}.",
+        token.len
+    ));
 
     validate::check_scopes(&token, &config.required_scopes)?;
     if !config.required_scopes.is_empty() {
-        log.info(format!("The token carries every required scope ({}).", config.required_scopes.join(", ")));
+        log.info(format!(
+            "The token carries every required scope ({}).",
+            config.required_scopes.join(", ")
+        ));
     }
 
     let validated = match &config.validation {
@@ -84,25 +102,40 @@ async fn pipe(config: &Config, log: &mut Reporter) -> Result<(), Error> {
                 Validation::Repository { full_name, .. } => format!("read repository {full_name}"),
                 Validation::Url(url) => format!("GET {url}"),
             };
-            log.info(format!("The token works: {what} answered HTTP {}.", outcome.status));
+            log.info(format!(
+                "The token works: {what} answered HTTP {}.",
+                outcome.status
+            ));
             format!("validated ({what})")
         }
     };
 
     let contents = output::render(&config.token_variable, &token);
     let path = &config.output_file;
-    let written = output::write(path, &contents).map_err(|e| Error::Output(e.context(format!("could not write OUTPUT_FILE ({})", path.display()))))?;
+    let written = output::write(path, &contents).map_err(|e| {
+        Error::Output(e.context(format!("could not write OUTPUT_FILE ({})", path.display())))
+    })?;
     if let Some(exclude) = &written.excluded_in {
-        log.info(format!("Listed {} in {} so that git never commits it.", path.display(), exclude.display()));
+        log.info(format!(
+            "Listed {} in {} so that git never commits it.",
+            path.display(),
+            exclude.display()
+        ));
     }
     if let Some(why) = &written.exclude_failed {
         log.warn(format!("{} lies in a git work tree but could not be added to its exclude file ({why}): do not `git add` it.", path.display()));
     }
     if let Some(uid) = written.owner {
-        log.info(format!("Gave {} to uid {uid}, the owner of its folder, so that user can read it.", path.display()));
+        log.info(format!(
+            "Gave {} to uid {uid}, the owner of its folder, so that user can read it.",
+            path.display()
+        ));
     }
     let variable = &config.token_variable;
-    let until = token.expires_at.map(|at| format!(", valid until {}", output::format_time(at))).unwrap_or_default();
+    let until = token
+        .expires_at
+        .map(|at| format!(", valid until {}", output::format_time(at)))
+        .unwrap_or_default();
     log.success(format!(
         "Access token written to {} (mode 0600) as {variable}{until}; scopes: {scopes}; {validated}. Load it in a later script line with: source {}",
         path.display(),
@@ -115,5 +148,9 @@ async fn pipe(config: &Config, log: &mut Reporter) -> Result<(), Error> {
 /// no folder part, since `source file` searches PATH in some shells.
 fn shell_path(path: &std::path::Path) -> String {
     let text = path.display().to_string();
-    if path.is_absolute() || text.contains('/') { text } else { format!("./{text}") }
+    if path.is_absolute() || text.contains('/') {
+        text
+    } else {
+        format!("./{text}")
+    }
 }

@@ -10,12 +10,21 @@ fn main() -> ExitCode {
     // A panic is a bug. Its payload could quote a value we hold, so report only where it
     // happened, and exit with the documented "anything else" code.
     std::panic::set_hook(Box::new(|info| {
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        let _ = writeln!(std::io::stderr(), "✖ oauth-token-pipe hit an internal error{at}. This is a bug: please report it with the log above.");
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stderr(),
+            "✖ oauth-token-pipe hit an internal error{at}. This is a bug: please report it with the log above."
+        );
         std::process::exit(i32::from(Exit::Failure.code()));
     }));
     let vars: Vec<_> = std::env::vars_os().collect();
-    let mut log = Reporter::new(Box::new(std::io::stderr()), oauth_token_pipe::color_from_env(vars.iter().cloned()));
+    let mut log = Reporter::new(
+        Box::new(std::io::stderr()),
+        oauth_token_pipe::color_from_env(vars.iter().cloned()),
+    );
     match oauth_token_pipe::run(vars, &mut log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -50,16 +50,28 @@ pub fn format_time(at: SystemTime) -> String {
 pub fn write(path: &Path, contents: &str) -> anyhow::Result<Written> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_symlink() => {
-            bail!("{} is a symbolic link; refusing to follow it (it could point at a file that must not be overwritten). Remove it or choose another OUTPUT_FILE", path.display())
+            bail!(
+                "{} is a symbolic link; refusing to follow it (it could point at a file that must not be overwritten). Remove it or choose another OUTPUT_FILE",
+                path.display()
+            )
         }
-        Ok(meta) if meta.is_dir() => bail!("{} is a folder: set OUTPUT_FILE to a file path", path.display()),
+        Ok(meta) if meta.is_dir() => bail!(
+            "{} is a folder: set OUTPUT_FILE to a file path",
+            path.display()
+        ),
         _ => {}
     }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&parent).with_context(|| format!("cannot create the folder {} for {}", parent.display(), path.display()))?;
+    fs::create_dir_all(&parent).with_context(|| {
+        format!(
+            "cannot create the folder {} for {}",
+            parent.display(),
+            path.display()
+        )
+    })?;
 
     let mut written = Written::default();
     match exclude_from_git(path, &parent) {
@@ -73,9 +85,13 @@ pub fn write(path: &Path, contents: &str) -> anyhow::Result<Written> {
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(&parent)
         .with_context(|| format!("cannot create a file in {}", parent.display()))?;
-    temp.write_all(contents.as_bytes()).and_then(|()| temp.as_file().sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
+    temp.write_all(contents.as_bytes())
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
     written.owner = give_to_folder_owner(temp.as_file(), &parent)?;
-    temp.persist(path).map_err(|e| e.error).with_context(|| format!("cannot replace {}", path.display()))?;
+    temp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
     // Make the rename itself durable.
     if let Ok(dir) = File::open(&parent) {
         let _ = dir.sync_all();
@@ -87,24 +103,37 @@ pub fn write(path: &Path, contents: &str) -> anyhow::Result<Written> {
 /// container with `run-as-user`, GitHub's runner user owning the workspace). As root, give
 /// the file to the owner of its folder, so that user (and no one else) can read it.
 fn give_to_folder_owner(file: &File, folder: &Path) -> anyhow::Result<Option<u32>> {
-    let mine = file.metadata().context("cannot inspect the temporary file")?;
-    let folder = fs::metadata(folder).with_context(|| format!("cannot inspect {}", folder.display()))?;
+    let mine = file
+        .metadata()
+        .context("cannot inspect the temporary file")?;
+    let folder =
+        fs::metadata(folder).with_context(|| format!("cannot inspect {}", folder.display()))?;
     if mine.uid() != 0 || folder.uid() == 0 {
         return Ok(None);
     }
-    std::os::unix::fs::fchown(file, Some(folder.uid()), Some(folder.gid())).context("cannot give the file to the owner of its folder")?;
+    std::os::unix::fs::fchown(file, Some(folder.uid()), Some(folder.gid()))
+        .context("cannot give the file to the owner of its folder")?;
     Ok(Some(folder.uid()))
 }
 
 /// When `path` lies in a git work tree, lists it in that repository's `info/exclude`
 /// (which, unlike `.gitignore`, changes nothing that is committed).
 fn exclude_from_git(path: &Path, parent: &Path) -> anyhow::Result<Option<PathBuf>> {
-    let parent = fs::canonicalize(parent).with_context(|| format!("cannot resolve {}", parent.display()))?;
-    let Some(name) = path.file_name() else { return Ok(None) };
+    let parent =
+        fs::canonicalize(parent).with_context(|| format!("cannot resolve {}", parent.display()))?;
+    let Some(name) = path.file_name() else {
+        return Ok(None);
+    };
     let file = parent.join(name);
-    let Some((work_tree, git_dir)) = find_git(&parent)? else { return Ok(None) };
-    let relative = file.strip_prefix(&work_tree).expect("the work tree encloses the file");
-    let Some(relative) = relative.to_str() else { bail!("{} is not UTF-8", relative.display()) };
+    let Some((work_tree, git_dir)) = find_git(&parent)? else {
+        return Ok(None);
+    };
+    let relative = file
+        .strip_prefix(&work_tree)
+        .expect("the work tree encloses the file");
+    let Some(relative) = relative.to_str() else {
+        bail!("{} is not UTF-8", relative.display())
+    };
     let pattern = format!("/{}", escape_pattern(relative));
 
     let common = match fs::read_to_string(git_dir.join("commondir")) {
@@ -115,15 +144,28 @@ fn exclude_from_git(path: &Path, parent: &Path) -> anyhow::Result<Option<PathBuf
     let exclude = info.join("exclude");
     let mut existing = String::new();
     if let Ok(mut f) = File::open(&exclude) {
-        f.read_to_string(&mut existing).with_context(|| format!("cannot read {}", exclude.display()))?;
+        f.read_to_string(&mut existing)
+            .with_context(|| format!("cannot read {}", exclude.display()))?;
     }
     if existing.lines().any(|line| line == pattern) {
         return Ok(Some(exclude));
     }
     fs::create_dir_all(&info).with_context(|| format!("cannot create {}", info.display()))?;
-    let mut f = OpenOptions::new().create(true).append(true).open(&exclude).with_context(|| format!("cannot open {}", exclude.display()))?;
-    let separator = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
-    write!(f, "{separator}# written by oauth-token-pipe: holds an access token\n{pattern}\n").with_context(|| format!("cannot write {}", exclude.display()))?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&exclude)
+        .with_context(|| format!("cannot open {}", exclude.display()))?;
+    let separator = if existing.is_empty() || existing.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    write!(
+        f,
+        "{separator}# written by oauth-token-pipe: holds an access token\n{pattern}\n"
+    )
+    .with_context(|| format!("cannot write {}", exclude.display()))?;
     Ok(Some(exclude))
 }
 
@@ -132,11 +174,14 @@ fn exclude_from_git(path: &Path, parent: &Path) -> anyhow::Result<Option<PathBuf
 fn find_git(start: &Path) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
     for dir in start.ancestors() {
         let dot_git = dir.join(".git");
-        let Ok(meta) = fs::metadata(&dot_git) else { continue };
+        let Ok(meta) = fs::metadata(&dot_git) else {
+            continue;
+        };
         if meta.is_dir() {
             return Ok(Some((dir.to_path_buf(), dot_git)));
         }
-        let text = fs::read_to_string(&dot_git).with_context(|| format!("cannot read {}", dot_git.display()))?;
+        let text = fs::read_to_string(&dot_git)
+            .with_context(|| format!("cannot read {}", dot_git.display()))?;
         if let Some(target) = text.trim().strip_prefix("gitdir:") {
             return Ok(Some((dir.to_path_buf(), dir.join(target.trim()))));
         }

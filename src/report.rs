@@ -32,7 +32,12 @@ pub struct Reporter {
 impl Reporter {
     /// A reporter writing to `out`, in colour unless `color` is false.
     pub fn new(out: Box<dyn Write>, color: bool) -> Self {
-        Reporter { out, color, debug: false, masks: Vec::new() }
+        Reporter {
+            out,
+            color,
+            debug: false,
+            masks: Vec::new(),
+        }
     }
 
     /// Turns DEBUG lines on or off.
@@ -175,7 +180,10 @@ mod tests {
         let mut r = Reporter::new(Box::new(sink.clone()), true);
         r.success("done");
         r.fail("bad\nsecond");
-        assert_eq!(sink.text(), "\x1b[32m✔ done\x1b[0m\n\x1b[31m✖ bad\x1b[0m\n\x1b[31m  second\x1b[0m\n");
+        assert_eq!(
+            sink.text(),
+            "\x1b[32m✔ done\x1b[0m\n\x1b[31m✖ bad\x1b[0m\n\x1b[31m  second\x1b[0m\n"
+        );
     }
 
     #[test]
@@ -190,7 +198,10 @@ mod tests {
 
     #[test]
     fn remote_text_cannot_forge_lines() {
-        assert_eq!(quote_remote("a\nINFO: b\x1b[31m", 100), "a\\nINFO: b\\u{1b}[31m");
+        assert_eq!(
+            quote_remote("a\nINFO: b\x1b[31m", 100),
+            "a\\nINFO: b\\u{1b}[31m"
+        );
         assert_eq!(quote_remote("abcdef", 3), "abc…");
     }
 }

@@ -44,7 +44,12 @@ pub fn parse_list(text: &str) -> Vec<String> {
 /// Scope names are lower-case words joined by `:` (`repository:write`, `pipeline:variable`).
 pub fn is_well_formed(scope: &str) -> bool {
     !scope.is_empty()
-        && scope.split(':').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        && scope.split(':').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
 }
 
 /// `granted` plus everything it implies.
@@ -66,7 +71,11 @@ pub fn effective(granted: &[String]) -> BTreeSet<String> {
 /// The required scopes that `granted` neither lists nor implies, in the order required.
 pub fn missing(required: &[String], granted: &[String]) -> Vec<String> {
     let have = effective(granted);
-    required.iter().filter(|r| !have.contains(*r)).cloned().collect()
+    required
+        .iter()
+        .filter(|r| !have.contains(*r))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]
@@ -79,30 +88,56 @@ mod tests {
 
     #[test]
     fn parses_commas_and_spaces() {
-        assert_eq!(list(" repository,pullrequest  webhook,,repository\t"), ["repository", "pullrequest", "webhook"]);
+        assert_eq!(
+            list(" repository,pullrequest  webhook,,repository\t"),
+            ["repository", "pullrequest", "webhook"]
+        );
         assert!(list(" , ").is_empty());
     }
 
     #[test]
     fn write_implies_read() {
         assert!(missing(&list("repository"), &list("repository:write")).is_empty());
-        assert!(missing(&list("repository repository:write pullrequest"), &list("pullrequest:write")).is_empty());
+        assert!(
+            missing(
+                &list("repository repository:write pullrequest"),
+                &list("pullrequest:write")
+            )
+            .is_empty()
+        );
         assert!(missing(&list("repository"), &list("project")).is_empty());
     }
 
     #[test]
     fn admin_implies_nothing() {
-        assert_eq!(missing(&list("repository,repository:write"), &list("repository:admin")), ["repository", "repository:write"]);
+        assert_eq!(
+            missing(
+                &list("repository,repository:write"),
+                &list("repository:admin")
+            ),
+            ["repository", "repository:write"]
+        );
     }
 
     #[test]
     fn reports_only_what_is_missing_in_order() {
-        assert_eq!(missing(&list("webhook,repository,pipeline:variable"), &list("repository")), ["webhook", "pipeline:variable"]);
+        assert_eq!(
+            missing(
+                &list("webhook,repository,pipeline:variable"),
+                &list("repository")
+            ),
+            ["webhook", "pipeline:variable"]
+        );
     }
 
     #[test]
     fn well_formed_names() {
         assert!(is_well_formed("repository:write") && is_well_formed("pipeline:variable"));
-        assert!(!is_well_formed("repo:") && !is_well_formed(":x") && !is_well_formed("a b") && !is_well_formed("x;y"));
+        assert!(
+            !is_well_formed("repo:")
+                && !is_well_formed(":x")
+                && !is_well_formed("a b")
+                && !is_well_formed("x;y")
+        );
     }
 }

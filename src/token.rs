@@ -44,7 +44,10 @@ pub async fn request(config: &Config, http: &Http, log: &mut Reporter) -> Result
         name: "token request",
         method: Method::POST,
         url: &config.token_url,
-        auth: Auth::Basic { id: &config.client_id, secret: &config.client_secret },
+        auth: Auth::Basic {
+            id: &config.client_id,
+            secret: &config.client_secret,
+        },
         form: Some("grant_type=client_credentials"),
         body_has_tokens: true,
     };
@@ -86,7 +89,12 @@ pub fn parse_success(body: &[u8], sent_at: SystemTime) -> Result<Token, String> 
 
     match object.get("token_type") {
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
-        Some(Value::String(t)) => return Err(format!("token_type is {:?}, not bearer", quote_remote(t, 40))),
+        Some(Value::String(t)) => {
+            return Err(format!(
+                "token_type is {:?}, not bearer",
+                quote_remote(t, 40)
+            ));
+        }
         Some(_) => return Err("token_type is not a string".into()),
         None => return Err("it has no token_type".into()),
     }
@@ -103,7 +111,10 @@ pub fn parse_success(body: &[u8], sent_at: SystemTime) -> Result<Token, String> 
         Some(_) => return Err("scope is not a string".into()),
     };
     if let Some(bad) = scopes.iter().find(|s| !scope::is_well_formed(s)) {
-        return Err(format!("scope lists {:?}, which is not a scope name", quote_remote(bad, 40)));
+        return Err(format!(
+            "scope lists {:?}, which is not a scope name",
+            quote_remote(bad, 40)
+        ));
     }
 
     Ok(Token {
@@ -129,16 +140,28 @@ pub fn check_token(token: &str) -> Result<(), String> {
     if body.is_empty() {
         return Err("access_token is only '=' padding".into());
     }
-    match body.chars().position(|c| !(c.is_ascii_alphanumeric() || "-._~+/".contains(c))) {
+    match body
+        .chars()
+        .position(|c| !(c.is_ascii_alphanumeric() || "-._~+/".contains(c)))
+    {
         None => Ok(()),
-        Some(at) => Err(format!("access_token has a character that RFC 6750 does not allow in a bearer token (at position {at}); refusing it")),
+        Some(at) => Err(format!(
+            "access_token has a character that RFC 6750 does not allow in a bearer token (at position {at}); refusing it"
+        )),
     }
 }
 
 fn parse_expires_in(value: &Value) -> Result<u64, String> {
     let seconds = match value {
-        Value::Number(n) => n.as_u64().ok_or_else(|| format!("expires_in is {n}, not a positive whole number of seconds"))?,
-        Value::String(s) => s.trim().parse::<u64>().map_err(|_| format!("expires_in is {:?}, not a positive whole number of seconds", quote_remote(s, 40)))?,
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("expires_in is {n}, not a positive whole number of seconds"))?,
+        Value::String(s) => s.trim().parse::<u64>().map_err(|_| {
+            format!(
+                "expires_in is {:?}, not a positive whole number of seconds",
+                quote_remote(s, 40)
+            )
+        })?,
         _ => return Err("expires_in is neither a number nor a numeric string".into()),
     };
     match seconds {
@@ -156,7 +179,11 @@ fn error_response(response: &Response) -> Error {
         let body = quote_remote(String::from_utf8_lossy(&response.body).trim(), 300);
         return Error::provider(format!(
             "The token endpoint answered HTTP {status} without an OAuth error: {}. Check that TOKEN_URL is Bitbucket's token endpoint ({}).",
-            if body.is_empty() { "(empty body)".to_owned() } else { body },
+            if body.is_empty() {
+                "(empty body)".to_owned()
+            } else {
+                body
+            },
             crate::config::DEFAULT_TOKEN_URL
         ));
     };
@@ -165,14 +192,19 @@ fn error_response(response: &Response) -> Error {
         None => code.clone(),
     };
     let hint = hint(&code, description.as_deref().unwrap_or(""));
-    Error::Credentials(format!("Bitbucket refused the token request (HTTP {status}, {said}).\n{hint}"))
+    Error::Credentials(format!(
+        "Bitbucket refused the token request (HTTP {status}, {said}).\n{hint}"
+    ))
 }
 
 /// `error` and `error_description` from an OAuth error body (RFC 6749 §5.2), quoted safely.
 pub fn parse_oauth_error(body: &[u8]) -> Option<(String, Option<String>)> {
     let json: Value = serde_json::from_slice(body).ok()?;
     let code = json.get("error")?.as_str()?;
-    let description = json.get("error_description").and_then(Value::as_str).map(|d| quote_remote(d, 300));
+    let description = json
+        .get("error_description")
+        .and_then(Value::as_str)
+        .map(|d| quote_remote(d, 300));
     Some((quote_remote(code, 80), description))
 }
 
@@ -184,7 +216,10 @@ pub fn hint(code: &str, description: &str) -> &'static str {
         "The OAuth consumer has no callback URL. In Workspace settings > OAuth consumers, edit the consumer and set Callback URL to any URL (e.g. https://localhost); client credentials never use it, but Bitbucket requires one."
     } else if d.contains("public") || d.contains("private consumer") {
         "The OAuth consumer is not private. In Workspace settings > OAuth consumers, edit the consumer and tick \"This is a private consumer\"; only private consumers may use the client-credentials grant."
-    } else if d.contains("invalid oauth client credentials") || d.contains("client credentials missing") || d.contains("must be authenticated") {
+    } else if d.contains("invalid oauth client credentials")
+        || d.contains("client credentials missing")
+        || d.contains("must be authenticated")
+    {
         "The Key or Secret is wrong. Check that CLIENT_ID holds the consumer's Key and CLIENT_SECRET its Secret (Workspace settings > OAuth consumers), with nothing added or cut when they were pasted."
     } else if d.contains("grant type") || code == "unsupported_grant_type" {
         "The endpoint does not accept the client-credentials grant. Check TOKEN_URL; Bitbucket's is https://bitbucket.org/site/oauth2/access_token."
@@ -193,8 +228,12 @@ pub fn hint(code: &str, description: &str) -> &'static str {
             "unauthorized_client" | "invalid_client" => {
                 "The consumer's credentials or setup were rejected. Check CLIENT_ID and CLIENT_SECRET, that the consumer is marked private, and that it has a callback URL."
             }
-            "invalid_scope" => "The consumer is not allowed the requested scopes. Check the consumer's permissions in Workspace settings > OAuth consumers.",
-            _ => "See Bitbucket's message above; the README's Prerequisites list how the consumer must be set up.",
+            "invalid_scope" => {
+                "The consumer is not allowed the requested scopes. Check the consumer's permissions in Workspace settings > OAuth consumers."
+            }
+            _ => {
+                "See Bitbucket's message above; the README's Prerequisites list how the consumer must be set up."
+            }
         }
     }
 }
@@ -210,12 +249,25 @@ mod tests {
     #[test]
     fn parses_2026_and_older_forms() {
         let t = parse_success(br#"{"access_token":"a.b-c_d","token_type":"bearer","expires_in":7200,"scope":"repository pullrequest"}"#, now()).unwrap();
-        assert_eq!((t.len, t.expires_in, t.scopes.clone()), (7, Some(7200), vec!["repository".to_string(), "pullrequest".to_string()]));
+        assert_eq!(
+            (t.len, t.expires_in, t.scopes.clone()),
+            (
+                7,
+                Some(7200),
+                vec!["repository".to_string(), "pullrequest".to_string()]
+            )
+        );
         assert_eq!(t.expires_at, Some(now() + Duration::from_secs(7200)));
         let t = parse_success(br#"{"access_token":"tok==","token_type":"Bearer","expires_in":"3600","scopes":"account","refresh_token":"r"}"#, now()).unwrap();
-        assert_eq!((t.expires_in, t.scopes), (Some(3600), vec!["account".to_string()]));
+        assert_eq!(
+            (t.expires_in, t.scopes),
+            (Some(3600), vec!["account".to_string()])
+        );
         let t = parse_success(br#"{"access_token":"tok","token_type":"BEARER"}"#, now()).unwrap();
-        assert_eq!((t.expires_in, t.expires_at, t.scopes.len()), (None, None, 0));
+        assert_eq!(
+            (t.expires_in, t.expires_at, t.scopes.len()),
+            (None, None, 0)
+        );
     }
 
     #[test]
@@ -225,35 +277,75 @@ mod tests {
             (b"not json", "not JSON"),
             (b"[]", "not a JSON object"),
             (br#"{"token_type":"bearer"}"#, "no access_token"),
-            (br#"{"access_token":5,"token_type":"bearer"}"#, "not a string"),
+            (
+                br#"{"access_token":5,"token_type":"bearer"}"#,
+                "not a string",
+            ),
             (br#"{"access_token":"t","token_type":"mac"}"#, "not bearer"),
             (br#"{"access_token":"t"}"#, "no token_type"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":0}"#, "is 0"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":-5}"#, "not a positive"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":72.5}"#, "not a positive"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":"soon"}"#, "not a positive"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":99999999999}"#, "more than a year"),
-            (br#"{"access_token":"t","token_type":"bearer","scope":["a"]}"#, "scope is not a string"),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":0}"#,
+                "is 0",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":-5}"#,
+                "not a positive",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":72.5}"#,
+                "not a positive",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":"soon"}"#,
+                "not a positive",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":99999999999}"#,
+                "more than a year",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","scope":["a"]}"#,
+                "scope is not a string",
+            ),
         ] {
-            let err = parse_success(body, now()).err().unwrap_or_else(|| panic!("accepted {}", String::from_utf8_lossy(body)));
+            let err = parse_success(body, now())
+                .err()
+                .unwrap_or_else(|| panic!("accepted {}", String::from_utf8_lossy(body)));
             assert!(err.contains(why), "{why}: {err}");
         }
     }
 
     #[test]
     fn tokens_must_be_b64token() {
-        for ok in ["abc", "a.b.c", "A-Z_a~z+/0", "x==", "eyJhbGciOi.eyJzdWIi.sig"] {
+        for ok in [
+            "abc",
+            "a.b.c",
+            "A-Z_a~z+/0",
+            "x==",
+            "eyJhbGciOi.eyJzdWIi.sig",
+        ] {
             assert!(check_token(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "~x", "===", "a b", "a\nb", "a\"b", "a$b", "a'b", "a\0b", "a<<EOF", "a=b", "tök"] {
+        for bad in [
+            "", "~x", "===", "a b", "a\nb", "a\"b", "a$b", "a'b", "a\0b", "a<<EOF", "a=b", "tök",
+        ] {
             assert!(check_token(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn hints_follow_wording_before_code() {
-        assert!(hint("unauthorized_client", "Invalid OAuth client credentials").contains("Key or Secret is wrong"));
-        assert!(hint("invalid_request", "No callback uri defined for the OAuth client.").contains("callback URL"));
+        assert!(
+            hint("unauthorized_client", "Invalid OAuth client credentials")
+                .contains("Key or Secret is wrong")
+        );
+        assert!(
+            hint(
+                "invalid_request",
+                "No callback uri defined for the OAuth client."
+            )
+            .contains("callback URL")
+        );
         assert!(hint("unauthorized_client", "Cannot use client_credentials with a consumer marked as \"public\". Calls for auto generated consumers should use urn:bitbucket:oauth2:jwt instead.").contains("private consumer"));
         assert!(hint("invalid_grant", "Unsupported grant type: None").contains("TOKEN_URL"));
         assert!(hint("unauthorized_client", "").contains("CLIENT_ID and CLIENT_SECRET"));
@@ -262,8 +354,13 @@ mod tests {
 
     #[test]
     fn oauth_errors_are_quoted_safely() {
-        let (code, desc) = parse_oauth_error(b"{\"error\":\"x\\ny\",\"error_description\":\"\\u001b[31mred\"}").unwrap();
-        assert_eq!((code.as_str(), desc.as_deref()), ("x\\ny", Some("\\u{1b}[31mred")));
+        let (code, desc) =
+            parse_oauth_error(b"{\"error\":\"x\\ny\",\"error_description\":\"\\u001b[31mred\"}")
+                .unwrap();
+        assert_eq!(
+            (code.as_str(), desc.as_deref()),
+            ("x\\ny", Some("\\u{1b}[31mred"))
+        );
         assert!(parse_oauth_error(b"{\"message\":\"no\"}").is_none());
     }
 }

@@ -35,7 +35,11 @@ pub fn check_scopes(token: &Token, required: &[String]) -> Result<(), Error> {
     if missing.is_empty() {
         return Ok(());
     }
-    let granted = if token.scopes.is_empty() { "none".to_owned() } else { token.scopes.join(", ") };
+    let granted = if token.scopes.is_empty() {
+        "none".to_owned()
+    } else {
+        token.scopes.join(", ")
+    };
     Err(Error::Validation(format!(
         "The token lacks required scope(s): {}. Granted: {granted}.\nGive the OAuth consumer these permissions (Workspace settings > OAuth consumers > Edit), or change REQUIRED_SCOPES.",
         missing.join(", ")
@@ -43,7 +47,12 @@ pub fn check_scopes(token: &Token, required: &[String]) -> Result<(), Error> {
 }
 
 /// Makes the validation call and interprets the answer.
-pub async fn call(target: &Validation, token: &Token, http: &Http, log: &mut Reporter) -> Result<Validated, Error> {
+pub async fn call(
+    target: &Validation,
+    token: &Token,
+    http: &Http,
+    log: &mut Reporter,
+) -> Result<Validated, Error> {
     let call = Call {
         name: "validation call",
         method: Method::GET,
@@ -56,7 +65,9 @@ pub async fn call(target: &Validation, token: &Token, http: &Http, log: &mut Rep
     loop {
         let response = http.send(&call, log).await?;
         if response.status.is_success() {
-            return Ok(Validated { status: response.status });
+            return Ok(Validated {
+                status: response.status,
+            });
         }
         let may_lag = response.status == StatusCode::UNAUTHORIZED
             && lag_retries < LAG_RETRIES
@@ -80,7 +91,9 @@ fn rejection(target: &Validation, response: &Response) -> Error {
         Validation::Repository { full_name, .. } => format!("repository {full_name}"),
         Validation::Url(url) => url.to_string(),
     };
-    let said = api_message(&response.body).map(|m| format!(": {m}")).unwrap_or_default();
+    let said = api_message(&response.body)
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
     let hint = match status.as_u16() {
         401 => "Bitbucket rejected the token it had just issued. Check that API_URL belongs to the same Bitbucket as TOKEN_URL; if it does, try again later.".to_owned(),
         403 => {
@@ -97,7 +110,19 @@ fn rejection(target: &Validation, response: &Response) -> Error {
         410 => "Bitbucket has removed this endpoint (e.g. /2.0/workspaces, CHANGE-2770). Set VALIDATE_URL to a supported endpoint, or use REPOSITORY.".to_owned(),
         _ => "Check VALIDATE_URL / REPOSITORY and API_URL.".to_owned(),
     };
-    Error::Validation(format!("The token failed validation: GET {} for {what} answered HTTP {status}{said}.\n{hint}", target.url()))
+    let mut first = match target {
+        Validation::Repository { .. } => format!(
+            "The token failed validation: GET {} for {what} answered HTTP {status}{said}",
+            target.url()
+        ),
+        Validation::Url(_) => {
+            format!("The token failed validation: GET {what} answered HTTP {status}{said}")
+        }
+    };
+    if !first.ends_with('.') {
+        first.push('.');
+    }
+    Error::Validation(format!("{first}\n{hint}"))
 }
 
 /// Bitbucket's error body: `{"type": "error", "error": {"message": ..., "detail": ...}}`.
@@ -106,7 +131,11 @@ pub fn api_message(body: &[u8]) -> Option<String> {
     let error = json.get("error")?;
     let message = error.get("message")?.as_str()?;
     let mut text = quote_remote(message.trim(), 300);
-    if let Some(detail) = error.get("detail").and_then(Value::as_str).filter(|d| !d.trim().is_empty()) {
+    if let Some(detail) = error
+        .get("detail")
+        .and_then(Value::as_str)
+        .filter(|d| !d.trim().is_empty())
+    {
         text.push_str(&format!(" ({})", quote_remote(detail.trim(), 300)));
     }
     Some(text)
@@ -118,11 +147,18 @@ mod tests {
 
     #[test]
     fn reads_bitbucket_error_bodies() {
-        assert_eq!(api_message(br#"{"type": "error", "error": {"message": "Access token expired."}}"#).as_deref(), Some("Access token expired."));
+        assert_eq!(
+            api_message(br#"{"type": "error", "error": {"message": "Access token expired."}}"#)
+                .as_deref(),
+            Some("Access token expired.")
+        );
         assert_eq!(
             api_message(br#"{"type":"error","error":{"message":"CHANGE-2770 - Functionality has been deprecated","detail":"Please read the changelog entry for more details."}}"#).as_deref(),
             Some("CHANGE-2770 - Functionality has been deprecated (Please read the changelog entry for more details.)")
         );
-        assert_eq!(api_message(b"Rate limit for this resource has been exceeded"), None);
+        assert_eq!(
+            api_message(b"Rate limit for this resource has been exceeded"),
+            None
+        );
     }
 }

@@ -1,0 +1,8 @@
+//! The one integration-test binary: every test spawns the real `oauth-token-pipe` against a
+//! real HTTPS fake Bitbucket on loopback.
+
+mod support;
+
+mod cases {
+    mod pipe;
+}

@@ -1,0 +1,787 @@
+//! The pipe end to end: each behaviour of issue #2, each exit code and hint.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use crate::support::fake::{self, FakeBitbucket, Reply, Setup};
+use crate::support::{bare, pipe, read_back_with_sh, run};
+
+fn dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn success_writes_a_dotenv_file_that_sh_reads_back() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    let out = run(&mut pipe(&server, work.path()));
+    out.expect_code(0)
+        .expect_log(
+            "✔ Access token written to oauth-token.env (mode 0600) as BITBUCKET_ACCESS_TOKEN",
+        )
+        .expect_log("source ./oauth-token.env")
+        .expect_log("scopes: repository, pullrequest")
+        .expect_log("validated (read repository acme/widgets)");
+    let token = server.setup().token;
+    assert!(token.len() > 1800, "the fake issues JWT-sized tokens");
+    out.expect_log(&format!(
+        "Received a bearer token ({} characters)",
+        token.len()
+    ));
+
+    let file = work.path().join("oauth-token.env");
+    let text = fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], format!("BITBUCKET_ACCESS_TOKEN={token}"));
+    let expires = lines[1]
+        .strip_prefix("BITBUCKET_ACCESS_TOKEN_EXPIRES_AT=")
+        .expect("expiry line");
+    let at = humantime::parse_rfc3339(expires).expect("RFC 3339");
+    let left = at
+        .duration_since(std::time::SystemTime::now())
+        .expect("in the future");
+    assert!(
+        left > Duration::from_secs(7100) && left <= Duration::from_secs(7200),
+        "{left:?}"
+    );
+    assert!(expires.ends_with('Z') && expires.len() == 20, "{expires}");
+    assert_eq!(
+        lines[2],
+        "BITBUCKET_ACCESS_TOKEN_SCOPES=repository,pullrequest"
+    );
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let values = read_back_with_sh(
+        &file,
+        &[
+            "BITBUCKET_ACCESS_TOKEN",
+            "BITBUCKET_ACCESS_TOKEN_EXPIRES_AT",
+            "BITBUCKET_ACCESS_TOKEN_SCOPES",
+        ],
+    );
+    assert_eq!(values, lines);
+    assert_eq!(
+        files_in(work.path()),
+        ["oauth-token.env"],
+        "no temporary file is left behind"
+    );
+}
+
+#[test]
+fn token_request_is_basic_auth_form_post_and_validation_is_bearer() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(&mut pipe(&server, work.path())).expect_code(0);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let (token, api) = (&requests[0], &requests[1]);
+    assert_eq!(
+        (token.method.as_str(), token.path.as_str()),
+        ("POST", fake::TOKEN_PATH)
+    );
+    assert_eq!(
+        token.header("authorization"),
+        Some("Basic dGVzdC1jbGllbnQta2V5OnRlc3QtY2xpZW50LXNlY3JldA==")
+    );
+    assert_eq!(
+        token.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(token.header("accept"), Some("application/json"));
+    assert_eq!(
+        token.header("user-agent"),
+        Some(concat!("oauth-token-pipe/", env!("CARGO_PKG_VERSION")))
+    );
+    assert_eq!(token.body, b"grant_type=client_credentials");
+    assert_eq!(
+        (api.method.as_str(), api.path.as_str()),
+        ("GET", "/2.0/repositories/acme/widgets")
+    );
+    assert_eq!(
+        api.header("authorization"),
+        Some(format!("Bearer {}", server.setup().token).as_str())
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.path.starts_with("/2.0/workspaces"))
+    );
+}
+
+#[test]
+fn older_scopes_field_is_read() {
+    let server = FakeBitbucket::start(Setup {
+        scope_field: "scopes".into(),
+        scopes: "account repository:write".into(),
+        ..Setup::default()
+    });
+    let work = dir();
+    run(pipe(&server, work.path()).env("REQUIRED_SCOPES", "repository"))
+        .expect_code(0)
+        .expect_log("scopes: account, repository:write");
+    assert!(
+        fs::read_to_string(work.path().join("oauth-token.env"))
+            .unwrap()
+            .ends_with("BITBUCKET_ACCESS_TOKEN_SCOPES=account,repository:write\n")
+    );
+}
+
+#[test]
+fn expires_in_as_a_string_is_accepted() {
+    let server = FakeBitbucket::start(Setup {
+        expires_in: Some("\"3600\"".into()),
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(0)
+        .expect_log("expires in 3600 s");
+}
+
+#[test]
+fn missing_expires_in_warns_and_writes_no_expiry_line() {
+    let server = FakeBitbucket::start(Setup {
+        expires_in: None,
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(0)
+        .expect_log("WARNING: The token response has no expires_in");
+    let text = fs::read_to_string(work.path().join("oauth-token.env")).unwrap();
+    assert!(!text.contains("EXPIRES_AT"), "{text}");
+    assert_eq!(text.lines().count(), 2);
+}
+
+#[test]
+fn custom_variable_name_and_nested_output_path() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path())
+        .env("TOKEN_VARIABLE", "BB_TOKEN")
+        .env("OUTPUT_FILE", "out/deep/bb.env"))
+    .expect_code(0)
+    .expect_log("source out/deep/bb.env");
+    let file = work.path().join("out/deep/bb.env");
+    let values = read_back_with_sh(&file, &["BB_TOKEN", "BB_TOKEN_SCOPES"]);
+    assert_eq!(
+        values,
+        [
+            format!("BB_TOKEN={}", server.setup().token),
+            "BB_TOKEN_SCOPES=repository,pullrequest".into()
+        ]
+    );
+}
+
+#[test]
+fn missing_credentials_exit_2_naming_both_variables_without_any_request() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    let out = run(pipe(&server, work.path())
+        .env_remove("CLIENT_ID")
+        .env("CLIENT_SECRET", ""));
+    out.expect_code(2)
+        .expect_log("✖ CLIENT_ID is not set: set it to the Key")
+        .expect_log("  CLIENT_SECRET is not set: set it to the Secret");
+    assert_eq!(server.requests().len(), 0);
+    assert!(!work.path().join("oauth-token.env").exists());
+}
+
+#[test]
+fn every_configuration_problem_is_reported_at_once() {
+    let work = dir();
+    let out = run(bare(work.path())
+        .env("CLIENT_ID", "k")
+        .env("CLIENT_SECRET", "s")
+        .env("TOKEN_VARIABLE", "BAD-NAME")
+        .env("TOKEN_URL", "http://bitbucket.org/site/oauth2/access_token")
+        .env("API_URL", "not a url")
+        .env("TIMEOUT", "forever")
+        .env("RETRIES", "-1")
+        .env("DEBUG", "verbose")
+        .env("CA_BUNDLE", "/no/such/ca.pem"));
+    out.expect_code(2)
+        .expect_log("TOKEN_VARIABLE (\"BAD-NAME\") is not a valid variable name")
+        .expect_log("TOKEN_URL (\"http://bitbucket.org/site/oauth2/access_token\") uses plain http to a host that is not loopback")
+        .expect_log("API_URL (\"not a url\") is not a valid URL")
+        .expect_log("DEBUG (\"verbose\") is not a boolean")
+        .expect_log("VALIDATE is true but there is nothing to validate against: set REPOSITORY")
+        .expect_log("TIMEOUT (\"forever\") must be a whole number of seconds")
+        .expect_log("RETRIES (\"-1\") must be a whole number")
+        .expect_log("CA_BUNDLE (\"/no/such/ca.pem\") cannot be read");
+}
+
+#[test]
+fn repository_defaults_to_bitbucket_repo_full_name() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path())
+        .env_remove("REPOSITORY")
+        .env("BITBUCKET_REPO_FULL_NAME", "acme/widgets"))
+    .expect_code(0)
+    .expect_log("read repository acme/widgets");
+}
+
+#[test]
+fn wrong_secret_exits_3_quoting_bitbucket_and_hinting_at_the_key() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path()).env("CLIENT_SECRET", "not-the-secret"))
+        .expect_code(3)
+        .expect_log("✖ Bitbucket refused the token request (HTTP 400 Bad Request, unauthorized_client: Invalid OAuth client credentials).")
+        .expect_log("The Key or Secret is wrong. Check that CLIENT_ID holds the consumer's Key");
+    assert_eq!(
+        server.token_requests(),
+        1,
+        "a credentials error is not retried"
+    );
+    assert_eq!(server.api_requests(), 0);
+}
+
+#[test]
+fn consumer_without_callback_url_gets_the_callback_hint() {
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::json(400, fake::NO_CALLBACK)],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(3)
+        .expect_log("invalid_request: No callback uri defined for the OAuth client.")
+        .expect_log("set Callback URL to any URL (e.g. https://localhost)");
+}
+
+#[test]
+fn public_consumer_gets_the_private_hint() {
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::json(400, fake::PUBLIC_CONSUMER)],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(3)
+        .expect_log("Cannot use client_credentials with a consumer marked as \"public\"")
+        .expect_log("tick \"This is a private consumer\"");
+}
+
+#[test]
+fn other_oauth_errors_are_shown_as_bitbucket_wrote_them() {
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::json(
+            400,
+            r#"{"error": "invalid_scope", "error_description": "Scope 'wiki' is not allowed"}"#,
+        )],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(3)
+        .expect_log("invalid_scope: Scope 'wiki' is not allowed");
+}
+
+#[test]
+fn html_instead_of_json_is_a_malformed_response() {
+    let reply = Reply {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/html".into())],
+        body: b"<html><body>OpenID transaction in progress</body></html>".to_vec(),
+        ..Reply::default()
+    };
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![reply],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(5)
+        .expect_log("malformed token response: it is HTML, not JSON");
+}
+
+#[test]
+fn a_token_that_could_inject_lines_is_refused_and_nothing_is_written() {
+    for token in [
+        "abc\nEVIL=1",
+        "abc\"def",
+        "$(reboot)",
+        "~root",
+        "abc def",
+        "a<<EOF",
+    ] {
+        let body =
+            serde_json::json!({"access_token": token, "token_type": "bearer", "expires_in": 7200})
+                .to_string();
+        let server = FakeBitbucket::start(Setup {
+            token_replies: vec![Reply::json(200, &body)],
+            ..Setup::default()
+        });
+        let work = dir();
+        let out = run(&mut pipe(&server, work.path()));
+        out.expect_code(5);
+        assert!(out.all().contains("access_token"), "{}", out.all());
+        assert_eq!(server.api_requests(), 0);
+        assert!(files_in(work.path()).is_empty(), "{token:?} wrote a file");
+    }
+}
+
+#[test]
+fn malformed_fields_exit_5() {
+    for (body, why) in [
+        (
+            r#"{"token_type": "bearer", "expires_in": 7200}"#,
+            "it has no access_token",
+        ),
+        (
+            r#"{"access_token": "abc", "token_type": "mac", "expires_in": 7200}"#,
+            "not bearer",
+        ),
+        (
+            r#"{"access_token": "abc", "token_type": "bearer", "expires_in": 0}"#,
+            "expires_in is 0",
+        ),
+        (
+            r#"{"access_token": "abc", "token_type": "bearer", "expires_in": -7200}"#,
+            "expires_in is -7200",
+        ),
+        (
+            r#"{"access_token": "abc", "token_type": "bearer", "expires_in": 7200"#,
+            "it is not JSON",
+        ),
+    ] {
+        let server = FakeBitbucket::start(Setup {
+            token_replies: vec![Reply::json(200, body)],
+            ..Setup::default()
+        });
+        let work = dir();
+        run(&mut pipe(&server, work.path()))
+            .expect_code(5)
+            .expect_log(why);
+    }
+}
+
+#[test]
+fn existing_output_file_is_left_exactly_as_it_was_on_failure() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    let file = work.path().join("oauth-token.env");
+    fs::write(&file, "BITBUCKET_ACCESS_TOKEN=previous\n").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o640)).unwrap();
+    let before = fs::metadata(&file).unwrap();
+    run(pipe(&server, work.path()).env("REPOSITORY", "acme/missing")).expect_code(4);
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "BITBUCKET_ACCESS_TOKEN=previous\n"
+    );
+    let after = fs::metadata(&file).unwrap();
+    assert_eq!(
+        (after.permissions().mode(), after.modified().unwrap()),
+        (before.permissions().mode(), before.modified().unwrap())
+    );
+    assert_eq!(files_in(work.path()), ["oauth-token.env"]);
+}
+
+#[test]
+fn an_existing_file_is_replaced_with_mode_0600_on_success() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    let file = work.path().join("oauth-token.env");
+    fs::write(&file, "OLD=1\n").unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    run(&mut pipe(&server, work.path())).expect_code(0);
+    assert!(
+        fs::read_to_string(&file)
+            .unwrap()
+            .starts_with("BITBUCKET_ACCESS_TOKEN=ey")
+    );
+    assert_eq!(
+        fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn an_unwritable_output_path_exits_6_naming_it() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    fs::create_dir(work.path().join("taken.env")).unwrap();
+    run(pipe(&server, work.path()).env("OUTPUT_FILE", "taken.env"))
+        .expect_code(6)
+        .expect_log("could not write OUTPUT_FILE (taken.env)")
+        .expect_log("is a folder");
+    fs::write(work.path().join("file"), "").unwrap();
+    run(pipe(&server, work.path()).env("OUTPUT_FILE", "file/token.env"))
+        .expect_code(6)
+        .expect_log("could not write OUTPUT_FILE (file/token.env)");
+}
+
+#[test]
+fn the_file_is_listed_in_git_exclude_once() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(work.path())
+            .env_clear()
+            .env("HOME", work.path())
+            .output()
+            .expect("git")
+    };
+    assert!(git(&["init", "-q"]).status.success());
+    run(pipe(&server, work.path()).env("OUTPUT_FILE", "ci/token file.env"))
+        .expect_code(0)
+        .expect_log("so that git never commits it");
+    run(pipe(&server, work.path()).env("OUTPUT_FILE", "ci/token file.env")).expect_code(0);
+    let exclude = fs::read_to_string(work.path().join(".git/info/exclude")).unwrap();
+    assert_eq!(
+        exclude.matches("/ci/token\\ file.env").count(),
+        1,
+        "{exclude}"
+    );
+    let status = git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout),
+        "",
+        "git sees the token file"
+    );
+}
+
+#[test]
+fn validate_false_makes_no_api_call() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path())
+        .env_remove("REPOSITORY")
+        .env("VALIDATE", "FALSE"))
+    .expect_code(0)
+    .expect_log("not validated (VALIDATE=false)");
+    assert_eq!((server.token_requests(), server.api_requests()), (1, 0));
+}
+
+#[test]
+fn validate_url_is_called_instead_of_the_repository() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path()).env(
+        "VALIDATE_URL",
+        format!(
+            "{}/repositories/acme/widgets?fields=full_name",
+            server.api_url()
+        ),
+    ))
+    .expect_code(0)
+    .expect_log("validated (GET https://127.0.0.1");
+    assert_eq!(
+        server.requests()[1].path,
+        "/2.0/repositories/acme/widgets?fields=full_name"
+    );
+}
+
+#[test]
+fn missing_required_scopes_exit_4_naming_them() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path()).env("REQUIRED_SCOPES", "repository:write, pullrequest webhook"))
+        .expect_code(4)
+        .expect_log("The token lacks required scope(s): repository:write, webhook. Granted: repository, pullrequest.");
+    assert_eq!(
+        server.api_requests(),
+        0,
+        "no validation call for a token that lacks scopes"
+    );
+}
+
+#[test]
+fn implied_scopes_satisfy_requirements() {
+    let server = FakeBitbucket::start(Setup {
+        scopes: "pullrequest:write".into(),
+        ..Setup::default()
+    });
+    let work = dir();
+    run(pipe(&server, work.path())
+        .env("REQUIRED_SCOPES", "repository,repository:write,pullrequest"))
+    .expect_code(0)
+    .expect_log("carries every required scope");
+}
+
+#[test]
+fn a_401_always_exits_4_after_the_replication_lag_retries() {
+    let server = FakeBitbucket::start(Setup {
+        api_replies: vec![Reply::json(401, fake::EXPIRED); 5],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(4)
+        .expect_log("answered HTTP 401 Unauthorized: Access token expired.")
+        .expect_log("Bitbucket rejected the token");
+    assert_eq!(server.api_requests(), 3, "one call and two lag retries");
+}
+
+#[test]
+fn a_401_twice_then_200_is_replication_lag_and_passes() {
+    let server = FakeBitbucket::start(Setup {
+        api_replies: vec![Reply::json(401, fake::INVALID_TOKEN); 2],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(0)
+        .expect_log("may not have propagated it yet");
+    assert_eq!(server.api_requests(), 3);
+}
+
+#[test]
+fn a_403_quotes_the_accepted_scopes() {
+    let server = FakeBitbucket::start(Setup {
+        api_replies: vec![
+            Reply::json(403, fake::FORBIDDEN).header("X-Accepted-OAuth-Scopes", "repository"),
+        ],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(4)
+        .expect_log(
+            "HTTP 403 Forbidden: Your credentials lack one or more required privilege scopes.",
+        )
+        .expect_log("The endpoint accepts scope(s): repository.");
+}
+
+#[test]
+fn a_404_says_the_repository_is_missing_or_invisible() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path()).env("REPOSITORY", "acme/secret-project"))
+        .expect_code(4)
+        .expect_log("for repository acme/secret-project answered HTTP 404 Not Found: You may not have access to this repository")
+        .expect_log("The repository does not exist, or the consumer's workspace cannot see it");
+}
+
+#[test]
+fn a_410_names_the_removed_endpoint() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path()).env("VALIDATE_URL", format!("{}/workspaces", server.api_url())))
+        .expect_code(4)
+        .expect_log("HTTP 410 Gone: CHANGE-2770 - Functionality has been deprecated")
+        .expect_log("Bitbucket has removed this endpoint");
+}
+
+#[test]
+fn a_429_then_success_is_retried() {
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::text(429, fake::RATE_LIMITED)],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(0)
+        .expect_log("WARNING: The token request failed (HTTP 429 Too Many Requests: Rate limit for this resource has been exceeded); retrying in");
+    assert_eq!(server.token_requests(), 2);
+}
+
+#[test]
+fn transient_failures_exit_5_once_retries_are_spent() {
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::text(503, "Service Unavailable"); 10],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(pipe(&server, work.path()).env("RETRIES", "1"))
+        .expect_code(5)
+        .expect_log("failed 2 time(s); the last failure: HTTP 503 Service Unavailable");
+    assert_eq!(server.token_requests(), 2);
+}
+
+#[test]
+fn validation_429_and_5xx_are_transient_too() {
+    let server = FakeBitbucket::start(Setup {
+        api_replies: vec![
+            Reply::text(429, fake::RATE_LIMITED),
+            Reply::text(502, "Bad Gateway"),
+        ],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path())).expect_code(0);
+    assert_eq!(server.api_requests(), 3);
+    let server = FakeBitbucket::start(Setup {
+        api_replies: vec![Reply::text(500, "oops"); 5],
+        ..Setup::default()
+    });
+    run(pipe(&server, work.path()).env("RETRIES", "0"))
+        .expect_code(5)
+        .expect_log("The validation call to 127.0.0.1");
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::text(429, fake::RATE_LIMITED).header("Retry-After", "2")],
+        ..Setup::default()
+    });
+    let work = dir();
+    let started = Instant::now();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(0)
+        .expect_log("retrying in 2.0 s (attempt 2 of 4)");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn retry_after_beyond_the_deadline_fails_at_once() {
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::text(429, fake::RATE_LIMITED).header("Retry-After", "600")],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(pipe(&server, work.path()).env("TIMEOUT", "5"))
+        .expect_code(5)
+        .expect_log("the server asked to wait 600.0 s, more than the")
+        .expect_log("left of TIMEOUT (5 s)");
+    assert_eq!(server.token_requests(), 1);
+}
+
+#[test]
+fn nothing_outlives_timeout() {
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::hang()],
+        ..Setup::default()
+    });
+    let work = dir();
+    let started = Instant::now();
+    run(pipe(&server, work.path()).env("TIMEOUT", "2"))
+        .expect_code(5)
+        .expect_log("No complete answer from 127.0.0.1:")
+        .expect_log("within TIMEOUT (2 s)");
+    // A generous bound: this proves the run ends, not how fast.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn bodies_over_one_mebibyte_are_refused() {
+    for chunked in [false, true] {
+        let reply = Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: vec![b' '; 2 * 1024 * 1024],
+            chunked,
+            ..Reply::default()
+        };
+        let server = FakeBitbucket::start(Setup {
+            token_replies: vec![reply],
+            ..Setup::default()
+        });
+        let work = dir();
+        run(&mut pipe(&server, work.path()))
+            .expect_code(5)
+            .expect_log("is larger than 1048576 bytes");
+        assert_eq!(server.token_requests(), 1);
+    }
+}
+
+#[test]
+fn redirects_are_refused_naming_the_location() {
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::text(302, "").header("Location", "https://evil.example/steal")],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(&mut pipe(&server, work.path()))
+        .expect_code(5)
+        .expect_log("was redirected (HTTP 302 Found) to https://evil.example/steal");
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn an_unknown_ca_is_a_tls_failure_with_a_ca_bundle_hint() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path()).env_remove("CA_BUNDLE"))
+        .expect_code(5)
+        .expect_log("is not signed by a trusted CA")
+        .expect_log("add that CA to CA_BUNDLE");
+    assert_eq!(
+        server.requests().len(),
+        0,
+        "no request completes without trust"
+    );
+}
+
+#[test]
+fn connection_refused_is_retried_then_exit_5() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let work = dir();
+    run(bare(work.path())
+        .env("CLIENT_ID", "k")
+        .env("CLIENT_SECRET", "s")
+        .env("VALIDATE", "false")
+        .env("RETRIES", "1")
+        .env(
+            "TOKEN_URL",
+            format!("https://127.0.0.1:{port}/site/oauth2/access_token"),
+        ))
+    .expect_code(5)
+    .expect_log("could not connect")
+    .expect_log("failed 2 time(s)");
+}
+
+#[test]
+fn the_log_is_coloured_unless_no_color_is_set() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    let out = run(pipe(&server, work.path()).env_remove("NO_COLOR"));
+    out.expect_code(0)
+        .expect_log("\x1b[32m✔ Access token written")
+        .expect_log("\x1b[34mINFO: \x1b[0m");
+    let out = run(pipe(&server, work.path())
+        .env("CLIENT_SECRET", "wrong")
+        .env_remove("NO_COLOR"));
+    out.expect_code(3).expect_log("\x1b[31m✖ Bitbucket refused");
+    let out = run(&mut pipe(&server, work.path()));
+    assert!(!out.all().contains('\x1b'), "{}", out.all());
+}
+
+#[test]
+fn debug_shows_the_exchange_with_credentials_redacted() {
+    let server = FakeBitbucket::start_default();
+    let work = dir();
+    run(pipe(&server, work.path()).env("DEBUG", "true"))
+        .expect_code(0)
+        .expect_log("INFO: Enabling debug mode.")
+        .expect_log(&format!("DEBUG: > POST {}", server.token_url()))
+        .expect_log("DEBUG: > authorization: Basic <redacted>")
+        .expect_log("DEBUG: > grant_type=client_credentials")
+        .expect_log("DEBUG: < HTTP 200 OK")
+        .expect_log(&format!(
+            "\"access_token\":\"<redacted: {} characters>\"",
+            server.setup().token.len()
+        ))
+        .expect_log("DEBUG: > authorization: Bearer <redacted>");
+}

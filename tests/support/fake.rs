@@ -1,0 +1,593 @@
+//! A fake Bitbucket Cloud: a real HTTPS server on 127.0.0.1:0 with a CA made at run time.
+//!
+//! It runs on its own thread and its own current-thread runtime, so a test can block on the
+//! binary while the server answers. Unscripted, it behaves like Bitbucket: the token endpoint
+//! checks HTTP Basic credentials, the form body and answers with Bitbucket's exact bodies;
+//! `/2.0/repositories/{ws}/{slug}` checks the bearer token and the repository. Scripted
+//! replies (per endpoint, consumed in order) override that for error and fault cases. Every
+//! request is recorded so tests assert on what the binary actually sent.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// Path of Bitbucket's token endpoint.
+pub const TOKEN_PATH: &str = "/site/oauth2/access_token";
+/// Bitbucket's answer to wrong credentials (gist ericchiang/6e82e497ec45ea2aedbf).
+pub const BAD_CREDENTIALS: &str =
+    r#"{"error_description": "Invalid OAuth client credentials", "error": "unauthorized_client"}"#;
+/// Bitbucket's answer when no credentials were sent (laravel/socialite#213).
+pub const MISSING_CREDENTIALS: &str = r#"{"error_description": "Client credentials missing; this request needs to be authenticated with the OAuth client id and secret.", "error": "unauthorized_client"}"#;
+/// Bitbucket's answer to a body without `grant_type` (BCLOUD-16249).
+pub const NO_GRANT_TYPE: &str =
+    r#"{"error_description": "Unsupported grant type: None", "error": "invalid_grant"}"#;
+/// Bitbucket's answer for a consumer without a callback URL (soba#50, composer#5335).
+pub const NO_CALLBACK: &str = r#"{"error": "invalid_request", "error_description": "No callback uri defined for the OAuth client."}"#;
+/// Bitbucket's message for a public consumer (bitbucket-build-status-notifier-plugin#47); the
+/// code is unconfirmed, `unauthorized_client` is the likeliest.
+pub const PUBLIC_CONSUMER: &str = r#"{"error": "unauthorized_client", "error_description": "Cannot use client_credentials with a consumer marked as \"public\". Calls for auto generated consumers should use urn:bitbucket:oauth2:jwt instead."}"#;
+/// 401 for an expired token (coveralls-public#1541).
+pub const EXPIRED: &str = r#"{"type": "error", "error": {"message": "Access token expired."}}"#;
+/// 401 for a token the API does not accept (bitbucket-cli#174, 2026).
+pub const INVALID_TOKEN: &str = r#"{"type": "error", "error": {"message": "Token is invalid, expired, or not supported for this endpoint."}}"#;
+/// 404 for a repository the token cannot see.
+pub const NO_REPOSITORY: &str = r#"{"type": "error", "error": {"message": "You may not have access to this repository or it no longer exists in this workspace. If you think this repository exists and you have access, make sure you are authenticated."}}"#;
+/// 410 for removed endpoints such as /2.0/workspaces (go-bitbucket#357).
+pub const GONE: &str = r#"{"type": "error", "error": {"message": "CHANGE-2770 - Functionality has been deprecated", "detail": "Please read the changelog entry for more details.", "data": {"announcement_url": "https://developer.atlassian.com/cloud/bitbucket/changelog#CHANGE-2770"}}}"#;
+/// 403 for a token without the scope the endpoint needs.
+pub const FORBIDDEN: &str = r#"{"type": "error", "error": {"message": "Your credentials lack one or more required privilege scopes.", "detail": {"granted": ["pullrequest"], "required": ["repository"]}}}"#;
+/// Bitbucket's 429 body: plain text, no Retry-After (SharpBucket#108, bitbucket-branch-source#414).
+pub const RATE_LIMITED: &str = "Rate limit for this resource has been exceeded";
+
+/// How a scripted reply misbehaves at the socket level.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Fault {
+    /// Answer normally.
+    #[default]
+    None,
+    /// Read the request and never answer.
+    Hang,
+    /// Read the request and close the connection without answering.
+    Close,
+}
+
+/// A scripted HTTP answer.
+#[derive(Clone, Debug, Default)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers besides Content-Length/Transfer-Encoding.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Send the body chunked, with no Content-Length.
+    pub chunked: bool,
+    /// Socket-level misbehaviour.
+    pub fault: Fault,
+}
+
+impl Reply {
+    /// A JSON answer.
+    pub fn json(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![(
+                "Content-Type".into(),
+                "application/json; charset=utf-8".into(),
+            )],
+            body: body.as_bytes().to_vec(),
+            ..Reply::default()
+        }
+    }
+
+    /// A plain-text answer, like Bitbucket's 429.
+    pub fn text(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: body.as_bytes().to_vec(),
+            ..Reply::default()
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// A reply that never comes.
+    pub fn hang() -> Reply {
+        Reply {
+            fault: Fault::Hang,
+            ..Reply::default()
+        }
+    }
+}
+
+/// What the fake received.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// GET, POST...
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Header names lower-cased, in order received.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// How the fake behaves when a reply is not scripted.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// The consumer's Key the token endpoint accepts.
+    pub client_id: String,
+    /// The consumer's Secret the token endpoint accepts.
+    pub client_secret: String,
+    /// The token it issues.
+    pub token: String,
+    /// Granted scopes, space separated.
+    pub scopes: String,
+    /// `"scope"` (2026) or `"scopes"` (before May 2026).
+    pub scope_field: String,
+    /// `expires_in` as JSON, or `None` to leave it out.
+    pub expires_in: Option<String>,
+    /// Repositories (`ws/slug`) the token can read.
+    pub repositories: Vec<String>,
+    /// Scripted answers for the token endpoint, used first.
+    pub token_replies: Vec<Reply>,
+    /// Scripted answers for `/2.0/...`, used first.
+    pub api_replies: Vec<Reply>,
+}
+
+/// A token shaped like Bitbucket's 2026 JWTs: ~1,900 characters of base64url.
+pub fn jwt_like(seed: &str) -> String {
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = engine.encode(r#"{"alg":"RS256","typ":"JWT","kid":"bitbucket-oauth"}"#);
+    let claims = engine.encode(format!(r#"{{"sub":"{{app-user}}","iss":"https://bitbucket.org","aud":"api.bitbucket.org","seed":"{seed}","pad":"{}"}}"#, "x".repeat(1000)));
+    let signature = engine.encode(seed.repeat(512 / seed.len().max(1) + 1).as_bytes());
+    format!("{header}.{claims}.{}", &signature[..342])
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            client_id: "test-client-key".into(),
+            client_secret: "test-client-secret".into(),
+            token: jwt_like("default"),
+            scopes: "repository pullrequest".into(),
+            scope_field: "scope".into(),
+            expires_in: Some("7200".into()),
+            repositories: vec!["acme/widgets".into()],
+            token_replies: Vec::new(),
+            api_replies: Vec::new(),
+        }
+    }
+}
+
+struct State {
+    setup: Setup,
+    token_replies: VecDeque<Reply>,
+    api_replies: VecDeque<Reply>,
+    requests: Vec<Request>,
+}
+
+/// A running fake Bitbucket. Dropping it stops the server.
+pub struct FakeBitbucket {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeBitbucket {
+    /// Starts a fake with the default setup.
+    pub fn start_default() -> FakeBitbucket {
+        FakeBitbucket::start(Setup::default())
+    }
+
+    /// Starts a fake that behaves as `setup` says.
+    pub fn start(setup: Setup) -> FakeBitbucket {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (ca_pem, server_config) = certificates();
+        let ca_file = dir.path().join("fake-bitbucket-ca.pem");
+        std::fs::write(&ca_file, ca_pem).expect("write CA");
+        let state = Arc::new(Mutex::new(State {
+            token_replies: setup.token_replies.iter().cloned().collect(),
+            api_replies: setup.api_replies.iter().cloned().collect(),
+            setup,
+            requests: Vec::new(),
+        }));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread_state = state.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(serve(
+                listener,
+                TlsAcceptor::from(Arc::new(server_config)),
+                thread_state,
+                stopped,
+            ));
+        });
+        FakeBitbucket {
+            addr,
+            state,
+            ca_file,
+            _dir: dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// The TOKEN_URL for this fake.
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.base())
+    }
+
+    /// The API_URL for this fake.
+    pub fn api_url(&self) -> String {
+        format!("{}/2.0", self.base())
+    }
+
+    /// The PEM file of the CA that signed the fake's certificate (for CA_BUNDLE).
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// The setup it runs with.
+    pub fn setup(&self) -> Setup {
+        self.state.lock().unwrap().setup.clone()
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// How many requests went to the token endpoint.
+    pub fn token_requests(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.path == TOKEN_PATH)
+            .count()
+    }
+
+    /// How many requests went to the API.
+    pub fn api_requests(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/2.0/"))
+            .count()
+    }
+}
+
+impl Drop for FakeBitbucket {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn certificates() -> (String, rustls::ServerConfig) {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "oauth-token-pipe test CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
+    let issuer = Issuer::new(ca_params, ca_key);
+
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let mut leaf_params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("leaf params");
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "fake bitbucket");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf cert");
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![
+                CertificateDer::from(leaf.der().to_vec()),
+                CertificateDer::from(ca_cert.der().to_vec()),
+            ],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .expect("server config");
+    (ca_cert.pem(), config)
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    tls: TlsAcceptor,
+    state: Arc<Mutex<State>>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = TcpListener::from_std(listener).expect("tokio listener");
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => {
+                let Ok((socket, _)) = accepted else { continue };
+                let tls = tls.clone();
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = tls.accept(socket).await {
+                        connection(stream, state).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1.1 requests on one connection until the client closes it.
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Mutex<State>>) {
+    let mut buffer = Vec::new();
+    loop {
+        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
+        let reply = {
+            let mut state = state.lock().unwrap();
+            state.requests.push(request.clone());
+            respond(&mut state, &request)
+        };
+        match reply.fault {
+            Fault::Hang => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+            Fault::Close => return,
+            Fault::None => {}
+        }
+        if stream.write_all(&encode(&reply)).await.is_err() {
+            return;
+        }
+        let _ = stream.flush().await;
+        if request
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+        {
+            return;
+        }
+    }
+}
+
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+) -> Option<Request> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head_len)) = parsed.parse(buffer) {
+            let headers: Vec<(String, String)> = parsed
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            let method = parsed.method.unwrap_or("").to_owned();
+            let path = parsed.path.unwrap_or("").to_owned();
+            let length: usize = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            while buffer.len() < head_len + length {
+                if !fill(stream, buffer).await {
+                    return None;
+                }
+            }
+            let body = buffer[head_len..head_len + length].to_vec();
+            buffer.drain(..head_len + length);
+            return Some(Request {
+                method,
+                path,
+                headers,
+                body,
+            });
+        }
+        if !fill(stream, buffer).await {
+            return None;
+        }
+    }
+}
+
+async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 8192];
+    match stream.read(&mut chunk).await {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buffer.extend_from_slice(&chunk[..n]);
+            true
+        }
+    }
+}
+
+fn encode(reply: &Reply) -> Vec<u8> {
+    let reason = match reply.status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        410 => "Gone",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {reason}\r\nServer: fake-bitbucket\r\n",
+        reply.status
+    );
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let mut out;
+    if reply.chunked {
+        head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        out = head.into_bytes();
+        for chunk in reply.body.chunks(64 * 1024) {
+            out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            out.extend_from_slice(chunk);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", reply.body.len()));
+        out = head.into_bytes();
+        out.extend_from_slice(&reply.body);
+    }
+    out
+}
+
+fn respond(state: &mut State, request: &Request) -> Reply {
+    if request.path == TOKEN_PATH {
+        if let Some(reply) = state.token_replies.pop_front() {
+            return reply;
+        }
+        return token_endpoint(&state.setup, request);
+    }
+    if request.path.starts_with("/2.0/") {
+        if let Some(reply) = state.api_replies.pop_front() {
+            return reply;
+        }
+        return api(&state.setup, request);
+    }
+    Reply::json(
+        404,
+        r#"{"type": "error", "error": {"message": "Resource not found", "detail": "There is no API hosted at this URL."}}"#,
+    )
+}
+
+fn token_endpoint(setup: &Setup, request: &Request) -> Reply {
+    if request.method != "POST" {
+        return Reply::json(
+            405,
+            r#"{"error": "invalid_request", "error_description": "Method not allowed"}"#,
+        );
+    }
+    let Some(basic) = request
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Basic "))
+    else {
+        return Reply::json(400, MISSING_CREDENTIALS);
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(basic)
+        .ok()
+        .and_then(|d| String::from_utf8(d).ok());
+    if decoded.as_deref() != Some(&format!("{}:{}", setup.client_id, setup.client_secret)) {
+        return Reply::json(400, BAD_CREDENTIALS);
+    }
+    let form = request
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if !form || request.body != b"grant_type=client_credentials" {
+        return Reply::json(400, NO_GRANT_TYPE);
+    }
+    let expires = setup
+        .expires_in
+        .as_ref()
+        .map(|e| format!(", \"expires_in\": {e}"))
+        .unwrap_or_default();
+    Reply::json(
+        200,
+        &format!(
+            r#"{{"access_token": "{}", "{}": "{}"{expires}, "token_type": "bearer", "state": "client_credentials"}}"#,
+            setup.token, setup.scope_field, setup.scopes
+        ),
+    )
+}
+
+fn api(setup: &Setup, request: &Request) -> Reply {
+    let bearer = request
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "));
+    if bearer != Some(setup.token.as_str()) {
+        return Reply::json(401, INVALID_TOKEN);
+    }
+    if request.path.split('?').next() == Some("/2.0/workspaces") {
+        return Reply::json(410, GONE);
+    }
+    let path = request.path.split('?').next().unwrap_or_default();
+    let Some(name) = path.strip_prefix("/2.0/repositories/") else {
+        return Reply::json(
+            404,
+            r#"{"type": "error", "error": {"message": "Resource not found"}}"#,
+        );
+    };
+    if !setup.repositories.iter().any(|r| r == name) {
+        return Reply::json(404, NO_REPOSITORY);
+    }
+    Reply::json(
+        200,
+        &format!(
+            r#"{{"type": "repository", "full_name": "{name}", "is_private": true, "scm": "git"}}"#
+        ),
+    )
+    .header("X-OAuth-Scopes", &setup.scopes.replace(' ', ", "))
+    .header("X-Accepted-OAuth-Scopes", "repository")
+}

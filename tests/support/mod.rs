@@ -1,0 +1,118 @@
+//! Shared test support: the fake Bitbucket and the one command factory every test starts from.
+
+#![allow(dead_code)]
+
+pub mod fake;
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+
+pub use fake::FakeBitbucket;
+
+/// The binary under test, as Cargo built it for this test run.
+pub fn bin() -> &'static Path {
+    assert_cmd::cargo::cargo_bin!("oauth-token-pipe")
+}
+
+/// The binary with a cleared environment and nothing else: the CI runner's own variables
+/// (this machine exports SSL_CERT_FILE and friends) can never leak into a test.
+pub fn bare(dir: &Path) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.env_clear().current_dir(dir).env("NO_COLOR", "1");
+    cmd
+}
+
+/// The binary configured against `server`, as a pipeline would run it, in `dir`.
+pub fn pipe(server: &FakeBitbucket, dir: &Path) -> Command {
+    let setup = server.setup();
+    let mut cmd = bare(dir);
+    cmd.env("CLIENT_ID", &setup.client_id)
+        .env("CLIENT_SECRET", &setup.client_secret)
+        .env("TOKEN_URL", server.token_url())
+        .env("API_URL", server.api_url())
+        .env("CA_BUNDLE", server.ca_file())
+        .env("REPOSITORY", "acme/widgets");
+    cmd
+}
+
+/// What one run produced.
+pub struct Run {
+    /// Exit code (None when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error (the log).
+    pub stderr: String,
+}
+
+impl Run {
+    /// Both streams, for "never appears anywhere" checks.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// Asserts the exit code, showing the log on failure.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "unexpected exit code; log:\n{}{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts the log contains `text`.
+    pub fn expect_log(&self, text: &str) -> &Self {
+        assert!(
+            self.all().contains(text),
+            "log lacks {text:?}; log:\n{}",
+            self.all()
+        );
+        self
+    }
+}
+
+/// Runs `cmd` to completion.
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("spawn the binary");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Reads a dotenv file back through POSIX sh (`set -a; . ./file`), returning `NAME=value`
+/// for each requested name, exactly as a later script line would see it.
+pub fn read_back_with_sh(file: &Path, names: &[&str]) -> Vec<String> {
+    let script = names
+        .iter()
+        .map(|n| format!("printf '%s=%s\\n' {n} \"${n}\";"))
+        .collect::<String>();
+    let out = std::process::Command::new("sh")
+        .env_clear()
+        .arg("-c")
+        .arg(format!("set -a; . \"$1\"; {script}"))
+        .arg("sh")
+        .arg(file)
+        .output()
+        .expect("run sh");
+    assert!(
+        out.status.success(),
+        "sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
