@@ -4,5 +4,9 @@
 mod support;
 
 mod cases {
+    mod canary;
+    mod docs;
+    mod packaging;
     mod pipe;
+    mod pipe_yml;
 }

@@ -1,0 +1,272 @@
+//! No secret or token in any output: every scenario, DEBUG on and off, with canary values.
+
+use base64::Engine;
+
+use crate::support::fake::{self, FakeBitbucket, Reply, Setup};
+use crate::support::{pipe, run};
+
+/// A unique secret and a unique JWT-sized token for this test run.
+fn canaries() -> (String, String) {
+    let nonce = format!(
+        "{:x}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let secret = format!("CanarySecret{nonce}Xq9");
+    let mut token = format!("CanaryToken{nonce}.");
+    while token.len() < 1900 {
+        token.push_str(&format!("{:x}", token.len() * 7919));
+    }
+    (secret, token)
+}
+
+struct Scenario {
+    name: &'static str,
+    setup: Setup,
+    env: Vec<(&'static str, String)>,
+    code: i32,
+}
+
+fn scenarios(secret: &str, token: &str) -> Vec<Scenario> {
+    let base = Setup {
+        client_secret: secret.to_owned(),
+        token: token.to_owned(),
+        ..Setup::default()
+    };
+    let with_token = |replies: Vec<Reply>| Setup {
+        token_replies: replies,
+        ..base.clone()
+    };
+    let with_api = |replies: Vec<Reply>| Setup {
+        api_replies: replies,
+        ..base.clone()
+    };
+    let token_json = |t: &str| {
+        Reply::json(200, &serde_json::json!({"access_token": t, "token_type": "bearer", "expires_in": 7200, "refresh_token": format!("{t}R")}).to_string())
+    };
+    let s = |name, setup, env: Vec<(&'static str, String)>, code| Scenario {
+        name,
+        setup,
+        env,
+        code,
+    };
+    vec![
+        s("success", base.clone(), vec![], 0),
+        s(
+            "success with refresh token",
+            with_token(vec![token_json(token)]),
+            vec![],
+            0,
+        ),
+        s(
+            "validate false",
+            base.clone(),
+            vec![("VALIDATE", "false".into())],
+            0,
+        ),
+        s(
+            "config error",
+            base.clone(),
+            vec![
+                ("CLIENT_SECRET", format!("{secret}\n")),
+                ("TOKEN_VARIABLE", "1".into()),
+            ],
+            2,
+        ),
+        s(
+            "wrong secret",
+            base.clone(),
+            vec![("CLIENT_SECRET", format!("{secret}-wrong"))],
+            3,
+        ),
+        s(
+            "no callback",
+            with_token(vec![Reply::json(400, fake::NO_CALLBACK)]),
+            vec![],
+            3,
+        ),
+        s(
+            "public consumer",
+            with_token(vec![Reply::json(400, fake::PUBLIC_CONSUMER)]),
+            vec![],
+            3,
+        ),
+        s(
+            "malformed token",
+            with_token(vec![token_json(&format!("{token}\nX=1"))]),
+            vec![],
+            5,
+        ),
+        s(
+            "token type mac",
+            with_token(vec![Reply::json(
+                200,
+                &serde_json::json!({"access_token": token, "token_type": "mac"}).to_string(),
+            )]),
+            vec![],
+            5,
+        ),
+        s(
+            "html",
+            with_token(vec![Reply::text(
+                200,
+                "<html>OpenID transaction in progress</html>",
+            )]),
+            vec![],
+            5,
+        ),
+        s(
+            "rate limited then ok",
+            with_token(vec![Reply::text(429, fake::RATE_LIMITED)]),
+            vec![],
+            0,
+        ),
+        s(
+            "server errors",
+            with_token(vec![Reply::text(503, "down"); 3]),
+            vec![("RETRIES", "0".into())],
+            5,
+        ),
+        s(
+            "redirect",
+            with_token(vec![
+                Reply::text(302, "").header("Location", "https://127.0.0.1:1/elsewhere"),
+            ]),
+            vec![],
+            5,
+        ),
+        s(
+            "body too large",
+            with_token(vec![Reply::json(200, &" ".repeat(1_100_000))]),
+            vec![],
+            5,
+        ),
+        s(
+            "hang",
+            with_token(vec![Reply::hang()]),
+            vec![("TIMEOUT", "1".into())],
+            5,
+        ),
+        s(
+            "missing scopes",
+            base.clone(),
+            vec![("REQUIRED_SCOPES", "webhook".into())],
+            4,
+        ),
+        s(
+            "401 always",
+            with_api(vec![Reply::json(401, fake::EXPIRED); 3]),
+            vec![],
+            4,
+        ),
+        s(
+            "403",
+            with_api(vec![
+                Reply::json(403, fake::FORBIDDEN).header("X-Accepted-OAuth-Scopes", "repository"),
+            ]),
+            vec![],
+            4,
+        ),
+        s(
+            "404",
+            base.clone(),
+            vec![("REPOSITORY", "acme/nope".into())],
+            4,
+        ),
+        s(
+            "410",
+            base.clone(),
+            vec![("VALIDATE_URL", "WORKSPACES".into())],
+            4,
+        ),
+        s(
+            "api 500",
+            with_api(vec![Reply::text(500, "oops"); 2]),
+            vec![("RETRIES", "0".into())],
+            5,
+        ),
+        s(
+            "unwritable output",
+            base,
+            vec![("OUTPUT_FILE", "/proc/oauth-token.env".into())],
+            6,
+        ),
+    ]
+}
+
+#[test]
+fn no_scenario_prints_the_secret_or_the_token() {
+    let (secret, token) = canaries();
+    let engine = base64::engine::general_purpose::STANDARD;
+    let forbidden = [
+        secret.clone(),
+        token.clone(),
+        token[..24].to_owned(),
+        token[token.len() - 40..].to_owned(),
+        engine.encode(format!("test-client-key:{secret}")),
+        engine.encode(&token),
+    ];
+    let results: Vec<(String, String)> = std::thread::scope(|threads| {
+        let handles: Vec<_> = scenarios(&secret, &token)
+            .into_iter()
+            .flat_map(|scenario| {
+                [false, true].map(|debug| {
+                    (
+                        scenario.name,
+                        scenario.setup.clone(),
+                        scenario.env.clone(),
+                        scenario.code,
+                        debug,
+                    )
+                })
+            })
+            .map(|(name, setup, env, code, debug)| {
+                threads.spawn(move || {
+                    let server = FakeBitbucket::start(setup);
+                    let work = tempfile::tempdir().unwrap();
+                    let mut cmd = pipe(&server, work.path());
+                    cmd.env("DEBUG", debug.to_string());
+                    for (k, v) in env {
+                        let v = if v == "WORKSPACES" {
+                            format!("{}/workspaces", server.api_url())
+                        } else {
+                            v
+                        };
+                        cmd.env(k, v);
+                    }
+                    let out = run(&mut cmd);
+                    assert_eq!(
+                        out.code,
+                        Some(code),
+                        "{name} (DEBUG={debug}):\n{}",
+                        out.all()
+                    );
+                    (format!("{name} (DEBUG={debug})"), out.all())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("scenario thread"))
+            .collect()
+    });
+    assert_eq!(results.len(), 44);
+    for (name, output) in &results {
+        for needle in &forbidden {
+            assert!(
+                !output.contains(needle.as_str()),
+                "{name} leaked {needle:?}:\n{output}"
+            );
+        }
+    }
+    assert!(
+        results
+            .iter()
+            .any(|(name, out)| name.starts_with("success (DEBUG=true)")
+                && out.contains("authorization: Basic <redacted>")),
+        "DEBUG really ran"
+    );
+}

@@ -1,0 +1,183 @@
+//! The README cannot drift from the code: variables, defaults, exit codes, versions and the
+//! first two commands are checked against the program and `.ci/run`.
+
+use std::collections::BTreeMap;
+
+use oauth_token_pipe::config;
+use oauth_token_pipe::error::Exit;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md")
+}
+
+/// The body of the first fenced block of `lang` after the heading `heading`.
+fn block_after(text: &str, heading: &str, lang: &str) -> String {
+    let section = &text[text
+        .find(heading)
+        .unwrap_or_else(|| panic!("README lacks {heading}"))..];
+    let start = section
+        .find(&format!("```{lang}\n"))
+        .unwrap_or_else(|| panic!("no ```{lang} block after {heading}"))
+        + lang.len()
+        + 4;
+    let end = section[start..].find("```").expect("closed block");
+    section[start..start + end].to_owned()
+}
+
+/// The rows of the first table after `heading`, as (first cell, second cell).
+fn table_after(text: &str, heading: &str) -> Vec<(String, String)> {
+    let section = &text[text
+        .find(heading)
+        .unwrap_or_else(|| panic!("README lacks {heading}"))..];
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].to_owned(), cells[2].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn variables_table_lists_exactly_what_the_program_reads() {
+    let rows = table_after(&readme(), "## Variables");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|(n, _)| n.trim_end_matches(" (*)"))
+        .collect();
+    assert_eq!(
+        names,
+        config::VARIABLES,
+        "README Variables table vs config::VARIABLES"
+    );
+    let required: Vec<&str> = rows
+        .iter()
+        .filter(|(n, _)| n.ends_with(" (*)"))
+        .map(|(n, _)| n.trim_end_matches(" (*)"))
+        .collect();
+    assert_eq!(required, ["CLIENT_ID", "CLIENT_SECRET"]);
+}
+
+#[test]
+fn variables_table_states_the_real_defaults() {
+    let rows: BTreeMap<String, String> =
+        table_after(&readme(), "## Variables").into_iter().collect();
+    let defaults = [
+        ("OUTPUT_FILE", config::DEFAULT_OUTPUT_FILE.to_owned()),
+        ("TOKEN_VARIABLE", config::DEFAULT_TOKEN_VARIABLE.to_owned()),
+        ("VALIDATE", "true".to_owned()),
+        ("TOKEN_URL", config::DEFAULT_TOKEN_URL.to_owned()),
+        ("API_URL", config::DEFAULT_API_URL.to_owned()),
+        ("TIMEOUT", config::DEFAULT_TIMEOUT_SECS.to_string()),
+        ("RETRIES", config::DEFAULT_RETRIES.to_string()),
+        ("DEBUG", "false".to_owned()),
+    ];
+    for (name, default) in defaults {
+        let usage = &rows[name];
+        assert!(
+            usage.contains(&format!("Default: `{default}`")),
+            "{name}: README says {usage:?}, the program's default is {default}"
+        );
+    }
+}
+
+#[test]
+fn yaml_definition_shows_every_variable_and_the_current_image() {
+    let block = block_after(&readme(), "## YAML Definition", "yaml");
+    // The optional variables are commented out; uncomment them to parse the whole snippet.
+    let uncommented: String = block
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("# ") {
+            Some(rest) => format!(
+                "{}{}\n",
+                &l[..l.len() - l.trim_start().len()],
+                rest.split(" # ").next().unwrap()
+            ),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    let steps: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&uncommented).expect("YAML Definition parses");
+    let pipe = &steps[0];
+    assert_eq!(
+        pipe["pipe"].as_str(),
+        Some(format!("docker://oauthtokenpipe/oauth-token-pipe:{VERSION}").as_str())
+    );
+    let names: Vec<&str> = pipe["variables"]
+        .as_mapping()
+        .expect("variables")
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        config::VARIABLES,
+        "YAML Definition vs config::VARIABLES"
+    );
+}
+
+#[test]
+fn every_image_reference_uses_the_crate_version() {
+    let text = readme();
+    let refs: Vec<&str> = text
+        .match_indices("oauthtokenpipe/oauth-token-pipe:")
+        .map(|(i, m)| {
+            text[i + m.len()..]
+                .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert!(refs.len() >= 3, "{refs:?}");
+    assert!(
+        refs.iter().all(|v| *v == VERSION),
+        "README image versions {refs:?} vs crate {VERSION}"
+    );
+}
+
+#[test]
+fn exit_code_table_matches_the_exit_enum() {
+    let rows = table_after(&readme(), "## Exit codes");
+    let codes: Vec<u8> = rows
+        .iter()
+        .map(|(c, _)| c.parse().expect("numeric code"))
+        .collect();
+    let all = [
+        Exit::Success,
+        Exit::Failure,
+        Exit::Config,
+        Exit::Credentials,
+        Exit::Validation,
+        Exit::Provider,
+        Exit::Output,
+    ];
+    assert_eq!(codes, all.map(Exit::code));
+}
+
+#[test]
+fn first_two_commands_are_the_demo_and_the_test_suite_and_ci_runs_them() {
+    let text = readme();
+    let commands = block_after(&text, "## Try it first", "sh");
+    let commands: Vec<&str> = commands.lines().collect();
+    assert_eq!(
+        commands,
+        ["cargo run --example demo", "cargo test --locked"]
+    );
+    let ci =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).expect(".ci/run");
+    assert!(
+        ci.lines().any(|l| l == commands[1]),
+        ".ci/run must run the README's test command {:?}",
+        commands[1]
+    );
+    assert!(
+        ci.lines()
+            .any(|l| l.starts_with("cargo run") && l.ends_with("--example demo")),
+        ".ci/run must run the demo"
+    );
+}
