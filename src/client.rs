@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
 
 use crate::config::Config;
 
@@ -20,6 +21,20 @@ pub const USER_AGENT: &str = concat!("oauth-token-pipe/", env!("CARGO_PKG_VERSIO
 
 /// The longest a TCP connect may take before it counts as a transient failure.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The built-in Mozilla roots plus the CA_BUNDLE certificates: extra CAs add trust, they
+/// never take the built-in trust away (a proxy's CA must not break bitbucket.org).
+pub fn root_store(extra: &[CertificateDer<'static>]) -> anyhow::Result<RootCertStore> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for cert in extra {
+        roots
+            .add(cert.clone())
+            .context("CA_BUNDLE holds a certificate that is not a usable CA")?;
+    }
+    Ok(roots)
+}
 
 /// The client for all requests of one run.
 pub fn build(config: &Config) -> anyhow::Result<reqwest::Client> {
@@ -49,4 +64,21 @@ pub fn build(config: &Config) -> anyhow::Result<reqwest::Client> {
         .retry(reqwest::retry::never())
         .build()
         .context("building the HTTP client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_bundle_adds_to_the_builtin_roots() {
+        let builtin = root_store(&[]).unwrap().len();
+        assert!(builtin > 100, "webpki-roots ships the Mozilla set");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        let store = root_store(&[CertificateDer::from(ca.der().to_vec())]).unwrap();
+        assert_eq!(store.len(), builtin + 1);
+    }
 }

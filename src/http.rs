@@ -21,6 +21,7 @@ use crate::report::{Reporter, quote_remote};
 
 /// Response bodies larger than this are refused: no token or error body comes close.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// How much of a response body DEBUG shows.
@@ -165,11 +166,20 @@ impl Http {
             .map_err(|e| Attempt::Fatal(Error::Other(e)))?;
         log_request(&request, log);
         let left = self.deadline.saturating_duration_since(Instant::now());
+        // A stalled attempt is a transient failure, so each attempt gets a share of TIMEOUT
+        // and a hang still leaves time to retry; the last share ends at the deadline.
+        let share = self.attempt_timeout().min(left);
         let exchange = async {
             let response = self.client.execute(request).await?;
             read(response).await
         };
-        let response = match tokio::time::timeout(left, exchange).await {
+        let response = match tokio::time::timeout(share, exchange).await {
+            Err(_) if share < left => {
+                return Err(Attempt::Transient {
+                    reason: format!("no complete answer within {}", seconds(share)),
+                    wait: None,
+                });
+            }
             Err(_) => {
                 return Err(Attempt::Fatal(Error::provider(format!(
                     "No complete answer from {} within TIMEOUT ({} s): check that the host is reachable from this runner (proxy, firewall), or raise TIMEOUT.",
@@ -218,6 +228,12 @@ impl Http {
             ))));
         }
         Ok(response)
+    }
+
+    /// TIMEOUT shared equally among the attempts RETRIES allows, but never under
+    /// [`MIN_ATTEMPT_TIMEOUT`]: a slow TLS handshake through a proxy must still fit.
+    fn attempt_timeout(&self) -> Duration {
+        (self.timeout / (self.retries + 1)).max(MIN_ATTEMPT_TIMEOUT)
     }
 
     fn build(&self, call: &Call<'_>) -> anyhow::Result<reqwest::Request> {

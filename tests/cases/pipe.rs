@@ -785,3 +785,19 @@ fn debug_shows_the_exchange_with_credentials_redacted() {
         ))
         .expect_log("DEBUG: > authorization: Bearer <redacted>");
 }
+
+#[test]
+fn a_stalled_attempt_is_retried_within_the_deadline() {
+    // TIMEOUT=6 with RETRIES=2 gives each attempt 2 s: the hang costs one attempt, not the run.
+    let server = FakeBitbucket::start(Setup {
+        token_replies: vec![Reply::hang()],
+        ..Setup::default()
+    });
+    let work = dir();
+    run(pipe(&server, work.path())
+        .env("TIMEOUT", "6")
+        .env("RETRIES", "2"))
+    .expect_code(0)
+    .expect_log("The token request failed (no complete answer within 2.0 s); retrying in");
+    assert_eq!(server.token_requests(), 2);
+}
