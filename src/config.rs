@@ -19,6 +19,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::platform::{GitHubFiles, Platform};
 use crate::scope;
 
 /// Bitbucket's token endpoint (https://developer.atlassian.com/cloud/bitbucket/oauth-2/).
@@ -58,8 +59,44 @@ pub const VARIABLES: &[&str] = &[
     "DEBUG",
 ];
 
+/// Variables only the GitHub action uses.
+pub const GITHUB_VARIABLES: &[&str] = &["EXPORT_ENV"];
+
+/// The GitHub action's inputs and the variables they set. The runner passes an input
+/// `client_id` as `INPUT_CLIENT_ID` (upper-cased, hyphens kept); action.yml also maps each
+/// one explicitly in `runs.env`, and the README documents each (both checked by tests).
+pub const GITHUB_INPUTS: &[(&str, &str)] = &[
+    ("client_id", "CLIENT_ID"),
+    ("client_secret", "CLIENT_SECRET"),
+    ("repository", "REPOSITORY"),
+    ("required_scopes", "REQUIRED_SCOPES"),
+    ("validate", "VALIDATE"),
+    ("validate_url", "VALIDATE_URL"),
+    ("token_url", "TOKEN_URL"),
+    ("api_url", "API_URL"),
+    ("output_file", "OUTPUT_FILE"),
+    ("token_variable", "TOKEN_VARIABLE"),
+    ("export_env", "EXPORT_ENV"),
+    ("timeout", "TIMEOUT"),
+    ("retries", "RETRIES"),
+    ("ca_bundle", "CA_BUNDLE"),
+    ("debug", "DEBUG"),
+];
+
+/// The GitHub action's outputs.
+pub const GITHUB_OUTPUTS: &[&str] = &["token", "expires_at", "scopes"];
+
 /// Variables read from the platform rather than set by the user.
-pub const PLATFORM_VARIABLES: &[&str] = &["BITBUCKET_REPO_FULL_NAME", "NO_COLOR"];
+pub const PLATFORM_VARIABLES: &[&str] = &[
+    "BITBUCKET_REPO_FULL_NAME",
+    "BITBUCKET_BUILD_NUMBER",
+    "GITHUB_ACTIONS",
+    "GITHUB_OUTPUT",
+    "GITHUB_ENV",
+    "GITHUB_STEP_SUMMARY",
+    "GITLAB_CI",
+    "NO_COLOR",
+];
 
 /// The environment exactly as envy reads it: strings, all optional.
 #[derive(Debug, Default, Deserialize)]
@@ -78,8 +115,31 @@ pub struct RawConfig {
     retries: Option<String>,
     ca_bundle: Option<String>,
     debug: Option<String>,
+    export_env: Option<String>,
     bitbucket_repo_full_name: Option<String>,
+    bitbucket_build_number: Option<String>,
+    github_actions: Option<String>,
+    github_output: Option<String>,
+    github_env: Option<String>,
+    github_step_summary: Option<String>,
+    gitlab_ci: Option<String>,
     no_color: Option<String>,
+}
+
+impl RawConfig {
+    /// The CI platform these variables describe.
+    pub fn platform(&self) -> Platform {
+        Platform::detect(
+            self.github_actions.as_deref(),
+            self.bitbucket_build_number.as_deref(),
+            self.gitlab_ci.as_deref(),
+        )
+    }
+
+    /// The raw CLIENT_SECRET, so it can be masked before anything is checked or logged.
+    pub fn client_secret(&self) -> Option<&str> {
+        non_empty(&self.client_secret)
+    }
 }
 
 /// What the token is checked against after it is issued.
@@ -112,8 +172,14 @@ pub struct Config {
     pub client_id: String,
     /// The OAuth consumer's Secret; exposed only to build the Basic auth header.
     pub client_secret: SecretString,
-    /// Where the dotenv file is written.
-    pub output_file: PathBuf,
+    /// The CI platform.
+    pub platform: Platform,
+    /// Where the dotenv file is written; on GitHub Actions only when OUTPUT_FILE is set.
+    pub output_file: Option<PathBuf>,
+    /// The runner's file-command files, on GitHub Actions.
+    pub github: Option<GitHubFiles>,
+    /// Also export the token to later GitHub steps through `$GITHUB_ENV`.
+    pub export_env: bool,
     /// The variable name used in the dotenv file.
     pub token_variable: String,
     /// The validation call, or `None` when VALIDATE=false.
@@ -135,10 +201,11 @@ pub struct Config {
 }
 
 /// Reads the environment into [`RawConfig`], keeping only variables whose names and values
-/// are UTF-8; a non-UTF-8 value of a variable we read is reported by name.
+/// are UTF-8; a non-UTF-8 or oversized value of a variable we read is reported by name. On
+/// GitHub Actions a non-empty `INPUT_<NAME>` (an action input) takes the place of `<NAME>`.
 pub fn read_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> (RawConfig, Vec<String>) {
     let mut problems = Vec::new();
-    let mut pairs = Vec::new();
+    let mut pairs: Vec<(String, String)> = Vec::new();
     for (name, value) in vars {
         let Some(name) = name.to_str() else { continue };
         if !is_ours(name) {
@@ -150,18 +217,32 @@ pub fn read_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> (RawCon
                 value.len()
             )),
             Ok(value) => pairs.push((name.to_owned(), value)),
-            Err(_) => problems.push(format!(
-                "{name} is not valid UTF-8: set it to plain text."
-            )),
+            Err(_) => problems.push(format!("{name} is not valid UTF-8: set it to plain text.")),
+        }
+    }
+    let on_github = pairs
+        .iter()
+        .any(|(n, v)| n == "GITHUB_ACTIONS" && v == "true");
+    let (inputs, mut plain): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(n, _)| n.starts_with("INPUT_"));
+    if on_github {
+        for (input, value) in inputs.into_iter().filter(|(_, v)| !v.is_empty()) {
+            let variable = input.trim_start_matches("INPUT_").to_owned();
+            plain.retain(|(n, _)| *n != variable);
+            plain.push((variable, value));
         }
     }
     // Every field is an optional string, so envy cannot fail on any input.
-    let raw = envy::from_iter(pairs).unwrap_or_default();
+    let raw = envy::from_iter(plain).unwrap_or_default();
     (raw, problems)
 }
 
 fn is_ours(name: &str) -> bool {
-    VARIABLES.contains(&name) || PLATFORM_VARIABLES.contains(&name)
+    let plain = name.strip_prefix("INPUT_").unwrap_or(name);
+    VARIABLES.contains(&plain)
+        || GITHUB_VARIABLES.contains(&plain)
+        || (plain == name && PLATFORM_VARIABLES.contains(&name))
 }
 
 /// `NO_COLOR` (https://no-color.org): present and not empty turns colour off.
@@ -205,9 +286,36 @@ impl Config {
             }
         };
 
-        let output_file = non_empty(&raw.output_file).unwrap_or(DEFAULT_OUTPUT_FILE);
-        if output_file.ends_with('/') {
-            problems.push(format!("OUTPUT_FILE ({output_file:?}) names a folder: give a file name, e.g. {output_file}{DEFAULT_OUTPUT_FILE}."));
+        let platform = raw.platform();
+        // On GitHub the token goes to step outputs; a file only when asked for.
+        let output_file = match (non_empty(&raw.output_file), platform) {
+            (Some(file), _) => Some(file),
+            (None, Platform::GitHubActions) => None,
+            (None, _) => Some(DEFAULT_OUTPUT_FILE),
+        };
+        if let Some(file) = output_file.filter(|f| f.ends_with('/')) {
+            problems.push(format!("OUTPUT_FILE ({file:?}) names a folder: give a file name, e.g. {file}{DEFAULT_OUTPUT_FILE}."));
+        }
+        let export_env = parse_bool("EXPORT_ENV", &raw.export_env, false, &mut problems);
+        let github = match platform {
+            Platform::GitHubActions => match non_empty(&raw.github_output) {
+                Some(output) => Some(GitHubFiles {
+                    output: PathBuf::from(output),
+                    env: non_empty(&raw.github_env).map(PathBuf::from),
+                    summary: non_empty(&raw.github_step_summary).map(PathBuf::from),
+                }),
+                None => {
+                    problems.push("GITHUB_ACTIONS is true but GITHUB_OUTPUT is not set: run the action on a GitHub runner (version 2.297 or later), or unset GITHUB_ACTIONS.".into());
+                    None
+                }
+            },
+            _ => None,
+        };
+        if export_env && github.as_ref().is_some_and(|g| g.env.is_none()) {
+            problems.push("EXPORT_ENV is true but GITHUB_ENV is not set: the runner sets it for every step; check the job's environment.".into());
+        }
+        if export_env && platform != Platform::GitHubActions {
+            problems.push(format!("EXPORT_ENV is a GitHub Actions option, but this is {}: source OUTPUT_FILE instead.", platform.name()));
         }
 
         let token_variable = non_empty(&raw.token_variable).unwrap_or(DEFAULT_TOKEN_VARIABLE);
@@ -299,12 +407,18 @@ impl Config {
         };
 
         if !problems.is_empty() {
+            if platform == Platform::GitHubActions {
+                problems = problems.into_iter().map(name_github_input).collect();
+            }
             return Err(Error::Config(problems));
         }
         Ok(Config {
             client_id,
             client_secret: SecretString::from(client_secret),
-            output_file: PathBuf::from(output_file),
+            platform,
+            output_file: output_file.map(PathBuf::from),
+            github,
+            export_env,
             token_variable: token_variable.to_owned(),
             validation,
             required_scopes,
@@ -315,6 +429,18 @@ impl Config {
             extra_roots,
             debug,
         })
+    }
+}
+
+/// On GitHub the user sets inputs, not variables: name the input beside the variable.
+fn name_github_input(problem: String) -> String {
+    let variable = problem.split([' ', '(']).next().unwrap_or_default();
+    match GITHUB_INPUTS.iter().find(|(_, v)| *v == variable) {
+        Some((input, _)) => format!(
+            "{variable} (the `{input}` input){}",
+            &problem[variable.len()..]
+        ),
+        None => problem,
     }
 }
 
@@ -485,7 +611,8 @@ mod tests {
     #[test]
     fn defaults_apply() {
         let c = config(BASE).unwrap();
-        assert_eq!(c.output_file, PathBuf::from("oauth-token.env"));
+        assert_eq!(c.output_file, Some(PathBuf::from("oauth-token.env")));
+        assert_eq!(c.platform, Platform::Local);
         assert_eq!(c.token_variable, "BITBUCKET_ACCESS_TOKEN");
         assert_eq!(c.token_url.as_str(), DEFAULT_TOKEN_URL);
         assert_eq!(c.timeout, Duration::from_secs(30));
@@ -633,6 +760,57 @@ mod tests {
         ] {
             assert!(!is_repository(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn github_inputs_replace_plain_variables_and_are_named_in_problems() {
+        let c = config(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_OUTPUT", "/tmp/out"),
+            ("INPUT_CLIENT_ID", "from-input"),
+            ("CLIENT_ID", "plain"),
+            ("CLIENT_SECRET", "s"),
+            ("INPUT_CLIENT_SECRET", ""),
+            ("INPUT_VALIDATE", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.client_id.as_str(), c.platform, c.output_file),
+            ("from-input", Platform::GitHubActions, None)
+        );
+        let problems = config(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_OUTPUT", "/tmp/out"),
+            ("INPUT_VALIDATE", "false"),
+        ])
+        .unwrap_err();
+        assert!(
+            problems[0].starts_with("CLIENT_ID (the `client_id` input) is not set"),
+            "{problems:?}"
+        );
+        // Off GitHub, INPUT_ variables mean nothing.
+        let problems = config(&[
+            ("INPUT_CLIENT_ID", "x"),
+            ("CLIENT_SECRET", "s"),
+            ("VALIDATE", "no"),
+        ])
+        .unwrap_err();
+        assert!(problems[0].starts_with("CLIENT_ID is not set"));
+    }
+
+    #[test]
+    fn export_env_needs_github() {
+        let problems = config(&[
+            ("CLIENT_ID", "k"),
+            ("CLIENT_SECRET", "s"),
+            ("VALIDATE", "no"),
+            ("EXPORT_ENV", "true"),
+        ])
+        .unwrap_err();
+        assert!(
+            problems[0].starts_with("EXPORT_ENV is a GitHub Actions option"),
+            "{problems:?}"
+        );
     }
 
     #[cfg(unix)]

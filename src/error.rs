@@ -70,6 +70,19 @@ impl Error {
         }
     }
 
+    /// A short title for the failure, e.g. for a GitHub error annotation.
+    pub fn title(&self) -> String {
+        let what = match self {
+            Error::Config(_) => "invalid configuration",
+            Error::Credentials(_) => "credentials rejected",
+            Error::Validation(_) => "token failed validation",
+            Error::Provider(_) => "Bitbucket unreachable or unusable",
+            Error::Output(_) => "output not written",
+            Error::Other(_) => "failed",
+        };
+        format!("oauth-token-pipe: {what} (exit {})", self.exit().code())
+    }
+
     /// A provider failure with a plain message.
     pub fn provider(message: impl fmt::Display) -> Self {
         Error::Provider(anyhow::anyhow!("{message}"))

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod output;
+pub mod platform;
 pub mod report;
 pub mod scope;
 pub mod token;
@@ -25,7 +26,9 @@ use tokio::time::Instant;
 use crate::config::{Config, Validation};
 use crate::error::Error;
 use crate::http::Http;
+use crate::platform::Platform;
 use crate::report::Reporter;
+use crate::token::Token;
 
 /// Runs the pipe from the given environment, logging through `log`.
 pub fn run(
@@ -33,8 +36,16 @@ pub fn run(
     log: &mut Reporter,
 ) -> Result<(), Error> {
     let (raw, problems) = config::read_env(vars);
+    let platform = raw.platform();
+    if platform == Platform::GitHubActions {
+        log.enable_workflow_commands();
+    }
+    // Masked before anything else is written, even when the configuration is invalid.
+    if let Some(secret) = raw.client_secret() {
+        log.mask(secret);
+    }
+    log.info(format!("Running on {}.", platform.name()));
     let config = Config::from_raw(&raw, problems)?;
-    log.mask(config.client_secret.expose_secret());
     log.set_debug(config.debug);
     if config.debug {
         log.info("Enabling debug mode.");
@@ -110,36 +121,89 @@ async fn pipe(config: &Config, log: &mut Reporter) -> Result<(), Error> {
         }
     };
 
-    let contents = output::render(&config.token_variable, &token);
-    let path = &config.output_file;
-    let written = output::write(path, &contents).map_err(|e| {
-        Error::Output(e.context(format!("could not write OUTPUT_FILE ({})", path.display())))
-    })?;
-    if let Some(exclude) = &written.excluded_in {
-        log.info(format!(
-            "Listed {} in {} so that git never commits it.",
-            path.display(),
-            exclude.display()
-        ));
-    }
-    if let Some(why) = &written.exclude_failed {
-        log.warn(format!("{} lies in a git work tree but could not be added to its exclude file ({why}): do not `git add` it.", path.display()));
-    }
-    if let Some(uid) = written.owner {
-        log.info(format!(
-            "Gave {} to uid {uid}, the owner of its folder, so that user can read it.",
-            path.display()
-        ));
-    }
+    deliver(config, &token, &validated, log)
+}
+
+/// Hands the token on: the dotenv file, and on GitHub Actions the step outputs, `$GITHUB_ENV`
+/// and the step summary. Runs only after every check passed.
+fn deliver(
+    config: &Config,
+    token: &Token,
+    validated: &str,
+    log: &mut Reporter,
+) -> Result<(), Error> {
     let variable = &config.token_variable;
+    let scopes = if token.scopes.is_empty() {
+        "none listed".to_owned()
+    } else {
+        token.scopes.join(", ")
+    };
     let until = token
         .expires_at
         .map(|at| format!(", valid until {}", output::format_time(at)))
         .unwrap_or_default();
+    let mut places = Vec::new();
+    let mut how = None;
+
+    if let Some(path) = &config.output_file {
+        let contents = output::render(variable, token);
+        let written = output::write(path, &contents).map_err(|e| {
+            Error::Output(e.context(format!("could not write OUTPUT_FILE ({})", path.display())))
+        })?;
+        if let Some(exclude) = &written.excluded_in {
+            log.info(format!(
+                "Listed {} in {} so that git never commits it.",
+                path.display(),
+                exclude.display()
+            ));
+        }
+        if let Some(why) = &written.exclude_failed {
+            log.warn(format!("{} lies in a git work tree but could not be added to its exclude file ({why}): do not `git add` it.", path.display()));
+        }
+        if let Some(uid) = written.owner {
+            log.info(format!(
+                "Gave {} to uid {uid}, the owner of its folder, so that user can read it.",
+                path.display()
+            ));
+        }
+        places.push(format!("{} (mode 0600) as {variable}", path.display()));
+        how = Some(format!(
+            "Load it in a later script line with: source {}",
+            shell_path(path)
+        ));
+    }
+
+    if let Some(files) = &config.github {
+        platform::write_github_files(files, variable, token, config.export_env)
+            .map_err(|e| Error::Output(e.context("could not write the GitHub step outputs")))?;
+        places.push("the step outputs token, expires_at and scopes (masked)".to_owned());
+        if config.export_env {
+            places.push(format!(
+                "$GITHUB_ENV as {variable} for later steps (masked)"
+            ));
+        }
+        if let Some(summary) = &files.summary {
+            let expiry = token
+                .expires_at
+                .map(output::format_time)
+                .unwrap_or_else(|| "unknown".into());
+            let table = format!(
+                "### Bitbucket access token\n\n| | |\n| --- | --- |\n| Token | {} characters, masked; never printed |\n| Expires | {expiry} |\n| Scopes | {scopes} |\n| Validation | {validated} |\n\n",
+                token.len
+            );
+            if let Err(e) = platform::write_summary(summary, &table) {
+                log.warn(format!(
+                    "The step summary could not be written ({e:#}); the outputs are set."
+                ));
+            }
+        }
+        how.get_or_insert_with(|| "Use it as ${{ steps.<id>.outputs.token }}".to_owned());
+    }
+
     log.success(format!(
-        "Access token written to {} (mode 0600) as {variable}{until}; scopes: {scopes}; {validated}. Load it in a later script line with: source {}",
-        path.display(),
-        shell_path(path)
+        "Access token written to {}{until}; scopes: {scopes}; {validated}.{}",
+        places.join(" and "),
+        how.map(|h| format!(" {h}")).unwrap_or_default()
     ));
     Ok(())
 }

@@ -21,14 +21,16 @@ fn main() -> ExitCode {
         std::process::exit(i32::from(Exit::Failure.code()));
     }));
     let vars: Vec<_> = std::env::vars_os().collect();
+    let color = oauth_token_pipe::color_from_env(vars.iter().cloned());
     let mut log = Reporter::new(
         Box::new(std::io::stderr()),
-        oauth_token_pipe::color_from_env(vars.iter().cloned()),
+        Box::new(std::io::stdout()),
+        color,
     );
     match oauth_token_pipe::run(vars, &mut log) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            log.fail(&error);
+            log.fail(&error.title(), &error);
             ExitCode::from(error.exit().code())
         }
     }

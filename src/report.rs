@@ -21,23 +21,41 @@ const RESET: &str = "\x1b[0m";
 /// real secret or token is that short.
 const MIN_MASK_LEN: usize = 4;
 
-/// Writes the pipe's log lines to one sink.
+/// Writes the pipe's log lines, and on GitHub Actions its workflow commands.
 pub struct Reporter {
     out: Box<dyn Write>,
+    commands: Box<dyn Write>,
+    workflow_commands: bool,
     color: bool,
     debug: bool,
     masks: Vec<String>,
 }
 
 impl Reporter {
-    /// A reporter writing to `out`, in colour unless `color` is false.
-    pub fn new(out: Box<dyn Write>, color: bool) -> Self {
+    /// A reporter writing log lines to `log` (stderr) and workflow commands to `commands`
+    /// (stdout), in colour unless `color` is false.
+    pub fn new(log: Box<dyn Write>, commands: Box<dyn Write>, color: bool) -> Self {
         Reporter {
-            out,
+            out: log,
+            commands,
+            workflow_commands: false,
             color,
             debug: false,
             masks: Vec::new(),
         }
+    }
+
+    /// Switches to GitHub Actions: secrets are also registered with `::add-mask::`, warnings
+    /// and failures also become annotations, and every line goes to the command stream, so
+    /// the runner sees an `::add-mask::` before any line that follows it (the runner reads
+    /// stdout and stderr separately and would not keep their order).
+    pub fn enable_workflow_commands(&mut self) {
+        self.workflow_commands = true;
+    }
+
+    /// Whether GitHub workflow commands are written.
+    pub fn has_workflow_commands(&self) -> bool {
+        self.workflow_commands
     }
 
     /// Turns DEBUG lines on or off.
@@ -50,13 +68,28 @@ impl Reporter {
         self.debug
     }
 
-    /// Registers a secret: from now on it is written as `***` wherever it appears.
+    /// Registers a secret: from now on it is written as `***` wherever it appears, and on
+    /// GitHub Actions the runner is told to mask it too (the one line that carries it,
+    /// consumed by the runner and never shown).
     pub fn mask(&mut self, secret: &str) {
-        if secret.len() >= MIN_MASK_LEN && !self.masks.iter().any(|m| m == secret) {
-            self.masks.push(secret.to_owned());
-            // Longest first, so a secret containing another is masked whole.
-            self.masks.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        // A multi-line secret is also masked line by line: log lines are matched one at a
+        // time (vault-action leaked multi-line secrets this way, GHSA-4mgv-m5cm-f9h7).
+        let mut pieces = vec![secret];
+        if secret.contains(['\n', '\r']) {
+            pieces.extend(secret.lines().map(str::trim_end));
         }
+        for piece in pieces {
+            if piece.len() < MIN_MASK_LEN || self.masks.iter().any(|m| m == piece) {
+                continue;
+            }
+            if self.workflow_commands {
+                let _ = writeln!(self.commands, "::add-mask::{}", escape_data(piece));
+                let _ = self.commands.flush();
+            }
+            self.masks.push(piece.to_owned());
+        }
+        // Longest first, so a secret containing another is masked whole.
+        self.masks.sort_by_key(|m| std::cmp::Reverse(m.len()));
     }
 
     /// An `INFO:` line.
@@ -64,9 +97,18 @@ impl Reporter {
         self.prefixed(BLUE, "INFO: ", &message.to_string());
     }
 
-    /// A `WARNING:` line.
+    /// A `WARNING:` line (and a warning annotation on GitHub Actions).
     pub fn warn(&mut self, message: impl Display) {
-        self.prefixed(YELLOW, "WARNING: ", &message.to_string());
+        let message = message.to_string();
+        self.prefixed(YELLOW, "WARNING: ", &message);
+        if self.workflow_commands {
+            let line = format!(
+                "::warning title={}::{}",
+                escape_property("oauth-token-pipe"),
+                escape_data(&self.masked(&message))
+            );
+            self.command(&line);
+        }
     }
 
     /// A `DEBUG:` line, written only when DEBUG is on. Takes a closure so that nothing is
@@ -82,34 +124,61 @@ impl Reporter {
         self.whole(GREEN, "✔ ", &message.to_string());
     }
 
-    /// The red `✖` line(s) that end a failed run.
-    pub fn fail(&mut self, message: impl Display) {
-        self.whole(RED, "✖ ", &message.to_string());
+    /// The red `✖` line(s) that end a failed run (and an error annotation titled `title` on
+    /// GitHub Actions).
+    pub fn fail(&mut self, title: &str, message: impl Display) {
+        let message = message.to_string();
+        self.whole(RED, "✖ ", &message);
+        if self.workflow_commands {
+            let line = format!(
+                "::error title={}::{}",
+                escape_property(title),
+                escape_data(&self.masked(&message))
+            );
+            self.command(&line);
+        }
+    }
+
+    fn command(&mut self, line: &str) {
+        let _ = writeln!(self.commands, "{line}");
+        let _ = self.commands.flush();
+    }
+
+    fn sink(&mut self) -> &mut dyn Write {
+        if self.workflow_commands {
+            &mut *self.commands
+        } else {
+            &mut *self.out
+        }
     }
 
     fn prefixed(&mut self, color: &str, prefix: &str, message: &str) {
-        for line in message.lines() {
-            let line = self.masked(line);
-            let _ = if self.color {
-                writeln!(self.out, "{color}{prefix}{RESET}{line}")
+        let lines: Vec<String> = message.lines().map(|line| self.masked(line)).collect();
+        let color_on = self.color;
+        let out = self.sink();
+        for line in lines {
+            let _ = if color_on {
+                writeln!(out, "{color}{prefix}{RESET}{line}")
             } else {
-                writeln!(self.out, "{prefix}{line}")
+                writeln!(out, "{prefix}{line}")
             };
         }
-        let _ = self.out.flush();
+        let _ = out.flush();
     }
 
     fn whole(&mut self, color: &str, mark: &str, message: &str) {
-        for (i, line) in message.lines().enumerate() {
+        let lines: Vec<String> = message.lines().map(|line| self.masked(line)).collect();
+        let color_on = self.color;
+        let out = self.sink();
+        for (i, line) in lines.iter().enumerate() {
             let mark = if i == 0 { mark } else { "  " };
-            let line = self.masked(line);
-            let _ = if self.color {
-                writeln!(self.out, "{color}{mark}{line}{RESET}")
+            let _ = if color_on {
+                writeln!(out, "{color}{mark}{line}{RESET}")
             } else {
-                writeln!(self.out, "{mark}{line}")
+                writeln!(out, "{mark}{line}")
             };
         }
-        let _ = self.out.flush();
+        let _ = out.flush();
     }
 
     fn masked(&self, line: &str) -> String {
@@ -121,6 +190,18 @@ impl Reporter {
         }
         line
     }
+}
+
+/// Escapes a workflow command's data as @actions/core does: `%`, `\r`, `\n`.
+pub fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a workflow command's property: the data escapes plus `:` and `,`.
+pub fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
 /// Quotes text received from the network for the log: control characters (which could
@@ -166,7 +247,7 @@ mod tests {
     #[test]
     fn masks_registered_secrets_longest_first() {
         let sink = Sink::default();
-        let mut r = Reporter::new(Box::new(sink.clone()), false);
+        let mut r = Reporter::new(Box::new(sink.clone()), Box::new(Sink::default()), false);
         r.mask("abcd");
         r.mask("abcdefgh");
         r.mask("ab");
@@ -177,9 +258,9 @@ mod tests {
     #[test]
     fn colour_and_plain_forms() {
         let sink = Sink::default();
-        let mut r = Reporter::new(Box::new(sink.clone()), true);
+        let mut r = Reporter::new(Box::new(sink.clone()), Box::new(Sink::default()), true);
         r.success("done");
-        r.fail("bad\nsecond");
+        r.fail("title", "bad\nsecond");
         assert_eq!(
             sink.text(),
             "\x1b[32m✔ done\x1b[0m\n\x1b[31m✖ bad\x1b[0m\n\x1b[31m  second\x1b[0m\n"
@@ -189,11 +270,33 @@ mod tests {
     #[test]
     fn debug_is_lazy_and_off_by_default() {
         let sink = Sink::default();
-        let mut r = Reporter::new(Box::new(sink.clone()), false);
+        let mut r = Reporter::new(Box::new(sink.clone()), Box::new(Sink::default()), false);
         r.debug(|| panic!("formatted while off"));
         r.set_debug(true);
         r.debug(|| "on".into());
         assert_eq!(sink.text(), "DEBUG: on\n");
+    }
+
+    #[test]
+    fn github_mode_masks_first_and_annotates() {
+        let (log, commands) = (Sink::default(), Sink::default());
+        let mut r = Reporter::new(Box::new(log.clone()), Box::new(commands.clone()), false);
+        r.enable_workflow_commands();
+        r.mask("s3cr%t-one\nline-two");
+        r.info("uses s3cr%t-one\nline-two here");
+        r.warn("careful: a, b");
+        r.fail("oauth-token-pipe: bad, (exit 3)", "line one\nline 100%");
+        assert_eq!(
+            log.text(),
+            "",
+            "everything goes to the command stream, in order"
+        );
+        assert_eq!(
+            commands.text(),
+            "::add-mask::s3cr%25t-one%0Aline-two\n::add-mask::s3cr%25t-one\n::add-mask::line-two\n\
+             INFO: uses ***\nINFO: *** here\nWARNING: careful: a, b\n::warning title=oauth-token-pipe::careful: a, b\n\
+             ✖ line one\n  line 100%\n::error title=oauth-token-pipe%3A bad%2C (exit 3)::line one%0Aline 100%25\n"
+        );
     }
 
     #[test]

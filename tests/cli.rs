@@ -6,6 +6,7 @@ mod support;
 mod cases {
     mod canary;
     mod docs;
+    mod github;
     mod packaging;
     mod pipe;
     mod pipe_yml;

@@ -213,22 +213,27 @@ fn no_scenario_prints_the_secret_or_the_token() {
         let handles: Vec<_> = scenarios(&secret, &token)
             .into_iter()
             .flat_map(|scenario| {
-                [false, true].map(|debug| {
-                    (
-                        scenario.name,
-                        scenario.setup.clone(),
-                        scenario.env.clone(),
-                        scenario.code,
-                        debug,
-                    )
+                [(false, false), (true, false), (true, true)].map(|(debug, github)| {
+                    let Scenario {
+                        name,
+                        setup,
+                        env,
+                        code,
+                    } = &scenario;
+                    (*name, setup.clone(), env.clone(), *code, debug, github)
                 })
             })
-            .map(|(name, setup, env, code, debug)| {
+            .map(|(name, setup, env, code, debug, github)| {
                 threads.spawn(move || {
                     let server = FakeBitbucket::start(setup);
                     let work = tempfile::tempdir().unwrap();
                     let mut cmd = pipe(&server, work.path());
                     cmd.env("DEBUG", debug.to_string());
+                    if github {
+                        cmd.env("GITHUB_ACTIONS", "true")
+                            .env("GITHUB_OUTPUT", work.path().join("out"))
+                            .env("OUTPUT_FILE", "oauth-token.env");
+                    }
                     for (k, v) in env {
                         let v = if v == "WORKSPACES" {
                             format!("{}/workspaces", server.api_url())
@@ -238,13 +243,20 @@ fn no_scenario_prints_the_secret_or_the_token() {
                         cmd.env(k, v);
                     }
                     let out = run(&mut cmd);
-                    assert_eq!(
-                        out.code,
-                        Some(code),
-                        "{name} (DEBUG={debug}):\n{}",
-                        out.all()
+                    let label = format!(
+                        "{name} (DEBUG={debug}{})",
+                        if github { ", GitHub" } else { "" }
                     );
-                    (format!("{name} (DEBUG={debug})"), out.all())
+                    assert_eq!(out.code, Some(code), "{label}:\n{}", out.all());
+                    // The runner consumes ::add-mask:: lines and never shows them; every
+                    // other line must be clean.
+                    let shown: String = out
+                        .all()
+                        .lines()
+                        .filter(|l| !(github && l.starts_with("::add-mask::")))
+                        .map(|l| format!("{l}\n"))
+                        .collect();
+                    (label, shown)
                 })
             })
             .collect();
@@ -253,7 +265,7 @@ fn no_scenario_prints_the_secret_or_the_token() {
             .map(|h| h.join().expect("scenario thread"))
             .collect()
     });
-    assert_eq!(results.len(), 44);
+    assert_eq!(results.len(), 66);
     for (name, output) in &results {
         for needle in &forbidden {
             assert!(
