@@ -281,4 +281,10 @@ fn no_scenario_prints_the_secret_or_the_token() {
                 && out.contains("authorization: Basic <redacted>")),
         "DEBUG really ran"
     );
+    assert!(
+        results
+            .iter()
+            .any(|(name, out)| name == "success (DEBUG=true, GitHub)" && out.contains("Running on GitHub Actions.")),
+        "GitHub mode really ran"
+    );
 }
