@@ -4,6 +4,7 @@
 mod support;
 
 mod cases {
+    mod action;
     mod canary;
     mod docs;
     mod github;

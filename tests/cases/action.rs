@@ -1,0 +1,164 @@
+//! action.yml, the program and the README's GitHub section cannot drift apart.
+
+use oauth_token_pipe::config::{GITHUB_INPUTS, GITHUB_OUTPUTS, GITHUB_VARIABLES, VARIABLES};
+use serde_yaml_ng::Value;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn action() -> Value {
+    serde_yaml_ng::from_str(&read("action.yml")).expect("action.yml parses")
+}
+
+fn keys(value: &Value) -> Vec<String> {
+    value
+        .as_mapping()
+        .expect("a mapping")
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn every_input_is_handled_by_the_program_and_mapped_explicitly() {
+    let action = action();
+    let inputs = keys(&action["inputs"]);
+    let handled: Vec<&str> = GITHUB_INPUTS.iter().map(|(i, _)| *i).collect();
+    assert_eq!(
+        inputs, handled,
+        "action.yml inputs vs config::GITHUB_INPUTS"
+    );
+    let env = &action["runs"]["env"];
+    for (input, variable) in GITHUB_INPUTS {
+        assert!(
+            VARIABLES.contains(variable) || GITHUB_VARIABLES.contains(variable),
+            "{variable} is not read by the program"
+        );
+        assert_eq!(
+            env[*variable].as_str(),
+            Some(format!("${{{{ inputs.{input} }}}}").as_str()),
+            "runs.env.{variable} must be ${{{{ inputs.{input} }}}}"
+        );
+    }
+    assert_eq!(
+        keys(env).len(),
+        GITHUB_INPUTS.len(),
+        "runs.env sets only mapped inputs"
+    );
+    let required: Vec<String> = inputs
+        .iter()
+        .filter(|i| action["inputs"][i.as_str()]["required"].as_bool() == Some(true))
+        .cloned()
+        .collect();
+    assert_eq!(required, ["client_id", "client_secret"]);
+}
+
+#[test]
+fn outputs_are_the_ones_the_program_writes() {
+    assert_eq!(keys(&action()["outputs"]), GITHUB_OUTPUTS);
+}
+
+#[test]
+fn the_action_runs_the_version_tagged_image() {
+    let action = action();
+    assert_eq!(action["runs"]["using"].as_str(), Some("docker"));
+    assert_eq!(
+        action["runs"]["image"].as_str(),
+        Some(
+            format!(
+                "docker://oauthtokenpipe/oauth-token-pipe:{}",
+                env!("CARGO_PKG_VERSION")
+            )
+            .as_str()
+        )
+    );
+}
+
+#[test]
+fn the_readme_documents_every_input_and_output() {
+    let readme = read("README.md");
+    let section = &readme[readme.find("## GitHub Actions").expect("GitHub section")
+        ..readme.find("## GitLab CI").expect("GitLab section")];
+    for (input, variable) in GITHUB_INPUTS {
+        assert!(
+            section.contains(&format!("| `{input}`"))
+                && section.contains(&format!("| {variable} |")),
+            "README lacks input {input} ({variable})"
+        );
+    }
+    for output in GITHUB_OUTPUTS {
+        assert!(
+            section.contains(&format!("| `{output}` |")),
+            "README lacks output {output}"
+        );
+    }
+}
+
+#[test]
+fn workflow_examples_use_the_action_with_real_inputs_from_secrets() {
+    let dir = format!("{}/examples/github-actions", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let workflow: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for (_, job) in workflow["jobs"].as_mapping().expect("jobs") {
+            for step in job["steps"].as_sequence().expect("steps") {
+                let Some(uses) = step["uses"]
+                    .as_str()
+                    .filter(|u| u.starts_with("oauth-token-pipe/oauth-token-pipe@"))
+                else {
+                    continue;
+                };
+                seen += 1;
+                assert_eq!(
+                    uses,
+                    format!(
+                        "oauth-token-pipe/oauth-token-pipe@v{}",
+                        env!("CARGO_PKG_VERSION")
+                    )
+                );
+                for input in keys(&step["with"]) {
+                    assert!(
+                        GITHUB_INPUTS.iter().any(|(i, _)| *i == input),
+                        "{}: unknown input {input}",
+                        path.display()
+                    );
+                }
+                for secret in ["client_id", "client_secret"] {
+                    assert!(
+                        step["with"][secret]
+                            .as_str()
+                            .is_some_and(|v| v.starts_with("${{ secrets.")),
+                        "{}: {secret} must come from a secret",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(seen >= 2, "examples use the action");
+}
+
+#[test]
+fn gitlab_example_reports_the_dotenv_file_the_pipe_writes() {
+    let ci: Value =
+        serde_yaml_ng::from_str(&read("examples/gitlab-ci.yml")).expect("gitlab-ci.yml parses");
+    let job = &ci["bitbucket-token"];
+    assert_eq!(
+        job["artifacts"]["reports"]["dotenv"].as_str(),
+        Some(oauth_token_pipe::config::DEFAULT_OUTPUT_FILE)
+    );
+    assert!(
+        job["script"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.contains(&format!(
+                "oauthtokenpipe/oauth-token-pipe:{}",
+                env!("CARGO_PKG_VERSION")
+            ))))
+    );
+}
