@@ -25,6 +25,10 @@ pub enum Exit {
     Provider = 5,
     /// The output file could not be written.
     Output = 6,
+    /// Stopped by SIGINT (128 + 2), as shells report it.
+    Interrupted = 130,
+    /// Stopped by SIGTERM (128 + 15), e.g. a cancelled pipeline or `docker stop`.
+    Terminated = 143,
 }
 
 impl Exit {
@@ -52,6 +56,11 @@ pub enum Error {
     /// The output file (or its folder) could not be written.
     #[error("{0:#}")]
     Output(anyhow::Error),
+    /// SIGINT or SIGTERM arrived before the run finished; nothing was written.
+    #[error(
+        "Stopped by {0} before the token was handed on; OUTPUT_FILE and the outputs were not changed."
+    )]
+    Stopped(&'static str),
     /// Anything else.
     #[error("{0:#}")]
     Other(anyhow::Error),
@@ -66,6 +75,8 @@ impl Error {
             Error::Validation(_) => Exit::Validation,
             Error::Provider(_) => Exit::Provider,
             Error::Output(_) => Exit::Output,
+            Error::Stopped("SIGINT") => Exit::Interrupted,
+            Error::Stopped(_) => Exit::Terminated,
             Error::Other(_) => Exit::Failure,
         }
     }
@@ -78,6 +89,7 @@ impl Error {
             Error::Validation(_) => "token failed validation",
             Error::Provider(_) => "Bitbucket unreachable or unusable",
             Error::Output(_) => "output not written",
+            Error::Stopped(_) => "stopped",
             Error::Other(_) => "failed",
         };
         format!("oauth-token-pipe: {what} (exit {})", self.exit().code())

@@ -54,7 +54,30 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| Error::Other(anyhow::Error::new(e).context("starting the async runtime")))?;
-    runtime.block_on(pipe(&config, log))
+    runtime.block_on(async {
+        tokio::select! {
+            result = pipe(&config, log) => result,
+            signal = stop_signal() => Err(Error::Stopped(signal)),
+        }
+    })
+}
+
+/// Resolves when SIGINT or SIGTERM arrives. Handling them (rather than dying) lets a
+/// cancelled pipeline end with the conventional 130/143 and a clear line; and in a FROM
+/// scratch container the binary is PID 1, which ignores SIGTERM it does not handle. The file
+/// is written synchronously at the very end, so a signal can never leave half of it behind.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 /// Whether the log should be coloured: NO_COLOR (https://no-color.org) turns it off.

@@ -7,7 +7,9 @@ mod cases {
     mod action;
     mod canary;
     mod docs;
+    mod faults;
     mod github;
+    mod hardening;
     mod packaging;
     mod pipe;
     mod pipe_yml;

@@ -15,12 +15,36 @@ fn canaries() -> (String, String) {
             .unwrap()
             .as_nanos()
     );
-    let secret = format!("CanarySecret{nonce}Xq9");
-    let mut token = format!("CanaryToken{nonce}.");
+    // '/', '+' and '=' make the base64 and URL-encoded forms differ from the plain ones.
+    let secret = format!("Canary/Secret+{nonce}=Xq9");
+    let mut token = format!("CanaryToken{nonce}.+/");
     while token.len() < 1900 {
         token.push_str(&format!("{:x}", token.len() * 7919));
     }
+    token.push_str("==");
     (secret, token)
+}
+
+/// Every form of the canaries that must never appear: plain, cut, base64 and URL-encoded.
+fn forbidden(secret: &str, token: &str) -> Vec<String> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let url = |s: &str| {
+        s.replace('%', "%25")
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D")
+    };
+    vec![
+        secret.to_owned(),
+        token.to_owned(),
+        token[..24].to_owned(),
+        token[token.len() - 40..].to_owned(),
+        engine.encode(format!("test-client-key:{secret}")),
+        engine.encode(secret),
+        engine.encode(token),
+        url(secret),
+        url(token),
+    ]
 }
 
 struct Scenario {
@@ -200,15 +224,7 @@ fn scenarios(secret: &str, token: &str) -> Vec<Scenario> {
 #[test]
 fn no_scenario_prints_the_secret_or_the_token() {
     let (secret, token) = canaries();
-    let engine = base64::engine::general_purpose::STANDARD;
-    let forbidden = [
-        secret.clone(),
-        token.clone(),
-        token[..24].to_owned(),
-        token[token.len() - 40..].to_owned(),
-        engine.encode(format!("test-client-key:{secret}")),
-        engine.encode(&token),
-    ];
+    let forbidden = forbidden(&secret, &token);
     let results: Vec<(String, String)> = std::thread::scope(|threads| {
         let handles: Vec<_> = scenarios(&secret, &token)
             .into_iter()
@@ -284,7 +300,67 @@ fn no_scenario_prints_the_secret_or_the_token() {
     assert!(
         results
             .iter()
-            .any(|(name, out)| name == "success (DEBUG=true, GitHub)" && out.contains("Running on GitHub Actions.")),
+            .any(|(name, out)| name == "success (DEBUG=true, GitHub)"
+                && out.contains("Running on GitHub Actions.")),
         "GitHub mode really ran"
     );
+}
+
+#[test]
+fn no_fault_matrix_row_prints_the_secret_or_the_token() {
+    let (secret, token) = canaries();
+    let forbidden = forbidden(&secret, &token);
+    let rows = super::faults::rows();
+    let total = rows.len() * 2;
+    let mut checked = 0;
+    // A few rows wait for timers; run them in batches so the machine is not swamped.
+    let mut runs: Vec<_> = rows
+        .into_iter()
+        .flat_map(|(name, _)| [false, true].map(move |debug| (name, debug)))
+        .collect();
+    while !runs.is_empty() {
+        let batch: Vec<_> = runs.drain(..runs.len().min(16)).collect();
+        std::thread::scope(|threads| {
+            let handles: Vec<_> = batch
+                .into_iter()
+                .map(|(name, debug)| {
+                    let (secret, token, forbidden) = (&secret, &token, &forbidden);
+                    threads.spawn(move || {
+                        let (_, mut row) = super::faults::rows()
+                            .into_iter()
+                            .find(|(n, _)| *n == name)
+                            .unwrap();
+                        row.setup.client_secret = secret.clone();
+                        row.setup.token = token.clone();
+                        let server = FakeBitbucket::start(row.setup.clone());
+                        let work = tempfile::tempdir().unwrap();
+                        let out = run(&mut super::faults::command(
+                            &row,
+                            &server,
+                            work.path(),
+                            &[("DEBUG", if debug { "true" } else { "false" })],
+                        ));
+                        assert_eq!(
+                            out.code,
+                            Some(row.code),
+                            "{name} (DEBUG={debug}):\n{}",
+                            out.all()
+                        );
+                        for needle in forbidden {
+                            assert!(
+                                !out.all().contains(needle.as_str()),
+                                "{name} (DEBUG={debug}) leaked {needle:?}:\n{}",
+                                out.all()
+                            );
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.join().expect("row thread");
+                checked += 1;
+            }
+        });
+    }
+    assert_eq!(checked, total);
 }

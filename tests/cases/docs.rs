@@ -155,6 +155,8 @@ fn exit_code_table_matches_the_exit_enum() {
         Exit::Validation,
         Exit::Provider,
         Exit::Output,
+        Exit::Interrupted,
+        Exit::Terminated,
     ];
     assert_eq!(codes, all.map(Exit::code));
 }

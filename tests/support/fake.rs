@@ -59,6 +59,26 @@ pub enum Fault {
     Hang,
     /// Read the request and close the connection without answering.
     Close,
+    /// Send the head and half the body (Content-Length says all of it), then close.
+    ResetMidBody,
+    /// Send the head, then the body one byte per interval.
+    Trickle(Duration),
+    /// A chunked body that never ends, sent as fast as the client reads.
+    Endless,
+    /// A body of this many bytes with its Content-Length, streamed without being held.
+    Huge(u64),
+}
+
+/// The certificate the fake presents.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Cert {
+    /// Valid for localhost and 127.0.0.1, signed by the run's CA.
+    #[default]
+    Valid,
+    /// Signed by the run's CA but only for bitbucket.example.
+    WrongName,
+    /// Signed by the run's CA, for the right names, but expired in 2021.
+    Expired,
 }
 
 /// A scripted HTTP answer.
@@ -159,6 +179,8 @@ pub struct Setup {
     pub token_replies: Vec<Reply>,
     /// Scripted answers for `/2.0/...`, used first.
     pub api_replies: Vec<Reply>,
+    /// The certificate presented.
+    pub cert: Cert,
 }
 
 /// A token shaped like Bitbucket's 2026 JWTs: ~1,900 characters of base64url.
@@ -182,6 +204,7 @@ impl Default for Setup {
             repositories: vec!["acme/widgets".into()],
             token_replies: Vec::new(),
             api_replies: Vec::new(),
+            cert: Cert::Valid,
         }
     }
 }
@@ -212,7 +235,7 @@ impl FakeBitbucket {
     /// Starts a fake that behaves as `setup` says.
     pub fn start(setup: Setup) -> FakeBitbucket {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (ca_pem, server_config) = certificates();
+        let (ca_pem, server_config) = certificates(&setup.cert);
         let ca_file = dir.path().join("fake-bitbucket-ca.pem");
         std::fs::write(&ca_file, ca_pem).expect("write CA");
         let state = Arc::new(Mutex::new(State {
@@ -306,7 +329,7 @@ impl Drop for FakeBitbucket {
     }
 }
 
-fn certificates() -> (String, rustls::ServerConfig) {
+fn certificates(kind: &Cert) -> (String, rustls::ServerConfig) {
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -322,9 +345,15 @@ fn certificates() -> (String, rustls::ServerConfig) {
     let issuer = Issuer::new(ca_params, ca_key);
 
     let leaf_key = KeyPair::generate().expect("leaf key");
-    let mut leaf_params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .expect("leaf params");
+    let names = match kind {
+        Cert::WrongName => vec!["bitbucket.example".to_string()],
+        _ => vec!["localhost".to_string(), "127.0.0.1".to_string()],
+    };
+    let mut leaf_params = CertificateParams::new(names).expect("leaf params");
+    if *kind == Cert::Expired {
+        leaf_params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        leaf_params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
     leaf_params
         .distinguished_name
         .push(DnType::CommonName, "fake bitbucket");
@@ -390,6 +419,57 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
                 return;
             }
             Fault::Close => return,
+            Fault::ResetMidBody => {
+                let bytes = encode(&reply);
+                let cut = bytes.len() - reply.body.len() / 2;
+                let _ = stream.write_all(&bytes[..cut]).await;
+                let _ = stream.flush().await;
+                return;
+            }
+            Fault::Trickle(interval) => {
+                let bytes = encode(&reply);
+                let head = bytes.len() - reply.body.len();
+                if stream.write_all(&bytes[..head]).await.is_err() {
+                    return;
+                }
+                for byte in &bytes[head..] {
+                    let _ = stream.flush().await;
+                    tokio::time::sleep(interval).await;
+                    if stream.write_all(&[*byte]).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.flush().await;
+                return;
+            }
+            Fault::Endless => {
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+                while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+                return;
+            }
+            Fault::Huge(size) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+                );
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let block = vec![b' '; 0x10000];
+                let mut sent = 0u64;
+                while sent < size {
+                    let n = block.len().min((size - sent) as usize);
+                    if stream.write_all(&block[..n]).await.is_err() {
+                        return;
+                    }
+                    sent += n as u64;
+                }
+                let _ = stream.flush().await;
+                return;
+            }
             Fault::None => {}
         }
         if stream.write_all(&encode(&reply)).await.is_err() {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod proxy;
 
 use std::path::Path;
 use std::process::Output;
@@ -19,15 +20,25 @@ pub fn bin() -> &'static Path {
 /// The binary with a cleared environment and nothing else: the CI runner's own variables
 /// (this machine exports SSL_CERT_FILE and friends) can never leak into a test.
 pub fn bare(dir: &Path) -> Command {
-    let mut cmd = Command::new(bin());
+    Command::from_std(bare_std(dir))
+}
+
+/// [`bare`] as a plain `std::process::Command`, for tests that spawn and signal the child.
+pub fn bare_std(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin());
     cmd.env_clear().current_dir(dir).env("NO_COLOR", "1");
     cmd
 }
 
 /// The binary configured against `server`, as a pipeline would run it, in `dir`.
 pub fn pipe(server: &FakeBitbucket, dir: &Path) -> Command {
+    Command::from_std(pipe_std(server, dir))
+}
+
+/// [`pipe`] as a plain `std::process::Command`.
+pub fn pipe_std(server: &FakeBitbucket, dir: &Path) -> std::process::Command {
     let setup = server.setup();
-    let mut cmd = bare(dir);
+    let mut cmd = bare_std(dir);
     cmd.env("CLIENT_ID", &setup.client_id)
         .env("CLIENT_SECRET", &setup.client_secret)
         .env("TOKEN_URL", server.token_url())
