@@ -166,6 +166,19 @@ fn exclude_from_git(path: &Path, parent: &Path) -> anyhow::Result<Option<PathBuf
         "{separator}# written by oauth-token-pipe: holds an access token\n{pattern}\n"
     )
     .with_context(|| format!("cannot write {}", exclude.display()))?;
+    // As root in someone else's repository (a pipe container), what we created must belong
+    // to the repository's owner, or their own git could no longer update it.
+    let repo =
+        fs::metadata(&common).with_context(|| format!("cannot inspect {}", common.display()))?;
+    for path in [&info, &exclude] {
+        let meta =
+            fs::metadata(path).with_context(|| format!("cannot inspect {}", path.display()))?;
+        if meta.uid() == 0 && repo.uid() != 0 {
+            std::os::unix::fs::chown(path, Some(repo.uid()), Some(repo.gid())).with_context(
+                || format!("cannot give {} to the repository's owner", path.display()),
+            )?;
+        }
+    }
     Ok(Some(exclude))
 }
 

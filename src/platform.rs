@@ -124,6 +124,13 @@ pub fn file_commands(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
         if value.contains(&delimiter) || name.contains(&delimiter) {
             bail!("the value of {name} contains the file-command delimiter; refusing to write it");
         }
+        // The runner reads lines with .NET's ReadLine, which also ends a line at a bare
+        // '\r', and it drops a final newline: such values would not read back as written.
+        if value.contains('\r') || value.ends_with('\n') {
+            bail!(
+                "the value of {name} has a carriage return or a trailing line break; refusing to write it"
+            );
+        }
         text.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
     }
     Ok(text)

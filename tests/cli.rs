@@ -8,6 +8,7 @@ mod cases {
     mod canary;
     mod docs;
     mod faults;
+    mod fuzz;
     mod github;
     mod hardening;
     mod packaging;

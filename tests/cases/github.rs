@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::support::fake::{FakeBitbucket, Reply, Setup};
-use crate::support::{bare, run};
+use crate::support::{bare, parse_file_commands, run};
 
 /// The action as the runner starts it: inputs as `INPUT_*`, file commands in temp files.
 fn action(server: &FakeBitbucket, dir: &Path) -> assert_cmd::Command {
@@ -31,42 +31,6 @@ fn action(server: &FakeBitbucket, dir: &Path) -> assert_cmd::Command {
         .env("INPUT_EXPORT_ENV", "")
         .env("INPUT_DEBUG", "");
     cmd
-}
-
-/// Parses a file-command file exactly as the runner does (actions/runner
-/// FileCommandManager.cs): per line, whichever of `=` or `<<` comes first decides the form;
-/// a heredoc runs until a line equal to its delimiter.
-fn parse_file_commands(text: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    let mut lines = text.split('\n');
-    while let Some(line) = lines.next() {
-        if line.is_empty() {
-            continue;
-        }
-        let eq = line.find('=');
-        let heredoc = line.find("<<");
-        match (eq, heredoc) {
-            (Some(e), h) if h.is_none_or(|h| e < h) => {
-                pairs.push((line[..e].to_owned(), line[e + 1..].to_owned()))
-            }
-            (_, Some(h)) => {
-                let (name, delimiter) = (&line[..h], &line[h + 2..]);
-                let mut value = Vec::new();
-                loop {
-                    let next = lines
-                        .next()
-                        .unwrap_or_else(|| panic!("Matching delimiter not found '{delimiter}'"));
-                    if next == delimiter {
-                        break;
-                    }
-                    value.push(next);
-                }
-                pairs.push((name.to_owned(), value.join("\n")));
-            }
-            _ => panic!("Invalid format '{line}'"),
-        }
-    }
-    pairs
 }
 
 #[test]

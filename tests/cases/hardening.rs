@@ -369,3 +369,44 @@ fn a_huge_or_endless_body_keeps_memory_small() {
         assert!(kib < 16 * 1024, "{fault:?}: peak RSS {kib} KiB");
     }
 }
+
+#[test]
+fn as_root_in_a_users_repository_everything_written_belongs_to_that_user() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root and must run this test"
+        );
+        eprintln!(
+            "!!! NOT RUN: as_root_in_a_users_repository...: needs root (pipe containers run as root) !!!"
+        );
+        return;
+    }
+    let server = FakeBitbucket::start_default();
+    let work = tempfile::tempdir().unwrap();
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(work.path())
+        .env_clear()
+        .env("HOME", work.path())
+        .status()
+        .unwrap();
+    assert!(git.success());
+    // A fresh clone may have no .git/info at all; the pipe then creates it.
+    fs::remove_dir_all(work.path().join(".git/info")).unwrap();
+    let chown = Command::new("chown")
+        .args(["-R", "1000:1000"])
+        .arg(work.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    run(&mut pipe(&server, work.path()))
+        .expect_code(0)
+        .expect_log("Gave oauth-token.env to uid 1000");
+    for path in ["oauth-token.env", ".git/info", ".git/info/exclude"] {
+        let meta = fs::metadata(work.path().join(path)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1000, 1000), "{path}");
+    }
+}

@@ -127,3 +127,41 @@ pub fn read_back_with_sh(file: &Path, names: &[&str]) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// Parses a file-command file exactly as the runner does (actions/runner
+/// FileCommandManager.cs): per line, whichever of `=` or `<<` comes first decides the form;
+/// a heredoc runs until a line equal to its delimiter.
+pub fn parse_file_commands(text: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    // .NET's ReadLine ends a line at "\r\n", "\n" or a bare "\r".
+    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut lines = normalized.split('\n');
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            continue;
+        }
+        let eq = line.find('=');
+        let heredoc = line.find("<<");
+        match (eq, heredoc) {
+            (Some(e), h) if h.is_none_or(|h| e < h) => {
+                pairs.push((line[..e].to_owned(), line[e + 1..].to_owned()))
+            }
+            (_, Some(h)) => {
+                let (name, delimiter) = (&line[..h], &line[h + 2..]);
+                let mut value = Vec::new();
+                loop {
+                    let next = lines
+                        .next()
+                        .unwrap_or_else(|| panic!("Matching delimiter not found '{delimiter}'"));
+                    if next == delimiter {
+                        break;
+                    }
+                    value.push(next);
+                }
+                pairs.push((name.to_owned(), value.join("\n")));
+            }
+            _ => panic!("Invalid format '{line}'"),
+        }
+    }
+    pairs
+}
