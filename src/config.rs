@@ -34,6 +34,10 @@ pub const DEFAULT_TOKEN_VARIABLE: &str = "BITBUCKET_ACCESS_TOKEN";
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// Extra attempts after a transient failure.
 pub const DEFAULT_RETRIES: u32 = 3;
+/// A stored token is reused only with at least this many seconds left.
+pub const DEFAULT_MIN_VALIDITY_SECS: u64 = 600;
+/// The host `git-credential` answers for.
+pub const DEFAULT_GIT_HOST: &str = "bitbucket.org";
 
 const MAX_TIMEOUT_SECS: u64 = 3600;
 const MAX_RETRIES: u32 = 10;
@@ -56,8 +60,13 @@ pub const VARIABLES: &[&str] = &[
     "TIMEOUT",
     "RETRIES",
     "CA_BUNDLE",
+    "REUSE",
+    "MIN_VALIDITY",
     "DEBUG",
 ];
+
+/// Variables only the `git-credential` subcommand reads.
+pub const LOCAL_VARIABLES: &[&str] = &["GIT_HOST"];
 
 /// Variables only the GitHub action uses.
 pub const GITHUB_VARIABLES: &[&str] = &["EXPORT_ENV"];
@@ -96,6 +105,8 @@ pub const PLATFORM_VARIABLES: &[&str] = &[
     "GITHUB_STEP_SUMMARY",
     "GITLAB_CI",
     "NO_COLOR",
+    "XDG_CACHE_HOME",
+    "HOME",
 ];
 
 /// The environment exactly as envy reads it: strings, all optional.
@@ -115,6 +126,9 @@ pub struct RawConfig {
     retries: Option<String>,
     ca_bundle: Option<String>,
     debug: Option<String>,
+    reuse: Option<String>,
+    min_validity: Option<String>,
+    git_host: Option<String>,
     export_env: Option<String>,
     bitbucket_repo_full_name: Option<String>,
     bitbucket_build_number: Option<String>,
@@ -124,6 +138,8 @@ pub struct RawConfig {
     github_step_summary: Option<String>,
     gitlab_ci: Option<String>,
     no_color: Option<String>,
+    xdg_cache_home: Option<String>,
+    home: Option<String>,
 }
 
 impl RawConfig {
@@ -165,6 +181,21 @@ impl Validation {
     }
 }
 
+/// What the run is for; it decides which variables are needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The pipe: fetch (or reuse), validate, write OUTPUT_FILE.
+    Pipe,
+    /// `exec`: a file only when OUTPUT_FILE is set.
+    Exec,
+    /// `check`: fetch and validate, write nothing, reuse nothing.
+    Check,
+    /// `git-credential`: the per-user cache; validation only with VALIDATE_URL.
+    GitCredential,
+    /// `status`: read OUTPUT_FILE; no credentials needed.
+    Status,
+}
+
 /// The validated configuration of one run.
 #[derive(Debug)]
 pub struct Config {
@@ -198,6 +229,12 @@ pub struct Config {
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// Log requests and responses (secrets redacted).
     pub debug: bool,
+    /// Reuse a stored token for the same consumer when enough validity is left.
+    pub reuse: bool,
+    /// The validity a stored token must have left to be reused.
+    pub min_validity: Duration,
+    /// The host `git-credential` answers for (`host` or `host:port`).
+    pub git_host: String,
 }
 
 /// Reads the environment into [`RawConfig`], keeping only variables whose names and values
@@ -255,9 +292,16 @@ fn non_empty(value: &Option<String>) -> Option<&str> {
 }
 
 impl Config {
-    /// Validates `raw`, reporting every problem at once (exit 2).
-    pub fn from_raw(raw: &RawConfig, mut problems: Vec<String>) -> Result<Config, Error> {
+    /// Validates `raw` for the pipe, reporting every problem at once (exit 2).
+    pub fn from_raw(raw: &RawConfig, problems: Vec<String>) -> Result<Config, Error> {
+        Config::for_mode(raw, problems, Mode::Pipe)
+    }
+
+    /// Validates `raw` for `mode`, reporting every problem at once (exit 2).
+    pub fn for_mode(raw: &RawConfig, mut problems: Vec<String>, mode: Mode) -> Result<Config, Error> {
+        let needs_credentials = mode != Mode::Status;
         let client_id = match non_empty(&raw.client_id) {
+            None if !needs_credentials => String::new(),
             None => {
                 problems.push("CLIENT_ID is not set: set it to the Key of your OAuth consumer (Workspace settings > OAuth consumers).".into());
                 String::new()
@@ -274,6 +318,7 @@ impl Config {
             }
         };
         let client_secret = match non_empty(&raw.client_secret) {
+            None if !needs_credentials => String::new(),
             None => {
                 problems.push("CLIENT_SECRET is not set: set it to the Secret of your OAuth consumer, as a secured variable.".into());
                 String::new()
@@ -288,10 +333,16 @@ impl Config {
 
         let platform = raw.platform();
         // On GitHub the token goes to step outputs; a file only when asked for.
-        let output_file = match (non_empty(&raw.output_file), platform) {
-            (Some(file), _) => Some(file),
-            (None, Platform::GitHubActions) => None,
-            (None, _) => Some(DEFAULT_OUTPUT_FILE),
+        let cache_file;
+        let output_file = match (non_empty(&raw.output_file), platform, mode) {
+            (_, _, Mode::Check) => None,
+            (_, _, Mode::GitCredential) => {
+                cache_file = cache_path(raw, &client_id, &mut problems);
+                cache_file.as_deref()
+            }
+            (Some(file), _, _) => Some(file),
+            (None, Platform::GitHubActions, _) | (None, _, Mode::Exec) => None,
+            (None, _, _) => Some(DEFAULT_OUTPUT_FILE),
         };
         if let Some(file) = output_file.filter(|f| f.ends_with('/')) {
             problems.push(format!("OUTPUT_FILE ({file:?}) names a folder: give a file name, e.g. {file}{DEFAULT_OUTPUT_FILE}."));
@@ -350,8 +401,11 @@ impl Config {
             }
         }
 
+        let validate = validate && mode != Mode::Status;
         let validation = match (validate, validate_url, repository) {
             (false, _, _) => None,
+            // git's own request validates the token; call the API only when asked to.
+            (true, url, _) if mode == Mode::GitCredential => url.map(Validation::Url),
             (true, Some(url), _) => Some(Validation::Url(url)),
             (true, None, Some((_, full_name))) => api_url.as_ref().and_then(|api| {
                 let base = api.as_str().trim_end_matches('/');
@@ -398,6 +452,10 @@ impl Config {
             &mut problems,
         );
 
+        let reuse = parse_bool("REUSE", &raw.reuse, true, &mut problems) && mode != Mode::Check;
+        let min_validity = parse_number("MIN_VALIDITY", &raw.min_validity, DEFAULT_MIN_VALIDITY_SECS, 0, 86_400, "seconds", &mut problems);
+        let git_host = non_empty(&raw.git_host).unwrap_or(DEFAULT_GIT_HOST).to_ascii_lowercase();
+
         let extra_roots = match non_empty(&raw.ca_bundle) {
             None => Vec::new(),
             Some(path) => read_ca_bundle(path).unwrap_or_else(|problem| {
@@ -428,8 +486,26 @@ impl Config {
             retries: u32::try_from(retries).expect("bounded by MAX_RETRIES"),
             extra_roots,
             debug,
+            reuse,
+            min_validity: Duration::from_secs(min_validity),
+            git_host,
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/oauth-token-pipe/<fingerprint>.env`, else under `$HOME/.cache`: per
+/// user, never the current folder (git runs helpers from whatever folder it is in).
+fn cache_path(raw: &RawConfig, client_id: &str, problems: &mut Vec<String>) -> Option<String> {
+    let base = match (non_empty(&raw.xdg_cache_home), non_empty(&raw.home)) {
+        (Some(xdg), _) if xdg.starts_with('/') => PathBuf::from(xdg),
+        (_, Some(home)) => PathBuf::from(home).join(".cache"),
+        _ => {
+            problems.push("Neither XDG_CACHE_HOME nor HOME is set, so git-credential has nowhere to cache the token: set HOME.".into());
+            return None;
+        }
+    };
+    let file = base.join("oauth-token-pipe").join(format!("{}.env", crate::store::fingerprint(client_id)));
+    Some(file.to_string_lossy().into_owned())
 }
 
 /// On GitHub the user sets inputs, not variables: name the input beside the variable.

@@ -25,6 +25,10 @@ pub enum Exit {
     Provider = 5,
     /// The output file could not be written.
     Output = 6,
+    /// `exec`: the command was found but could not be run, as shells report it.
+    CannotExecute = 126,
+    /// `exec`: the command was not found, as shells report it.
+    CommandNotFound = 127,
     /// Stopped by SIGINT (128 + 2), as shells report it.
     Interrupted = 130,
     /// Stopped by SIGTERM (128 + 15), e.g. a cancelled pipeline or `docker stop`.
@@ -56,6 +60,9 @@ pub enum Error {
     /// The output file (or its folder) could not be written.
     #[error("{0:#}")]
     Output(anyhow::Error),
+    /// `exec` could not start its command (126 or 127, as a shell would exit).
+    #[error("{1}")]
+    Spawn(Exit, String),
     /// SIGINT or SIGTERM arrived before the run finished; nothing was written.
     #[error(
         "Stopped by {0} before the token was handed on; OUTPUT_FILE and the outputs were not changed."
@@ -75,6 +82,7 @@ impl Error {
             Error::Validation(_) => Exit::Validation,
             Error::Provider(_) => Exit::Provider,
             Error::Output(_) => Exit::Output,
+            Error::Spawn(exit, _) => *exit,
             Error::Stopped("SIGINT") => Exit::Interrupted,
             Error::Stopped(_) => Exit::Terminated,
             Error::Other(_) => Exit::Failure,
@@ -89,6 +97,7 @@ impl Error {
             Error::Validation(_) => "token failed validation",
             Error::Provider(_) => "Bitbucket unreachable or unusable",
             Error::Output(_) => "output not written",
+            Error::Spawn(..) => "command could not be run",
             Error::Stopped(_) => "stopped",
             Error::Other(_) => "failed",
         };

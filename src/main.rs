@@ -27,8 +27,11 @@ fn main() -> ExitCode {
         Box::new(std::io::stdout()),
         color,
     );
-    match oauth_token_pipe::run(vars, &mut log) {
-        Ok(()) => ExitCode::SUCCESS,
+    let stdin = std::io::stdin();
+    let io = oauth_token_pipe::Io { input: &mut stdin.lock(), output: &mut std::io::stdout() };
+    let command = oauth_token_pipe::cli::parse(std::env::args_os().skip(1));
+    match command.and_then(|command| oauth_token_pipe::run(command, vars, &mut log, io)) {
+        Ok(code) => ExitCode::from(code),
         Err(error) => {
             log.fail(&error.title(), &error);
             ExitCode::from(error.exit().code())

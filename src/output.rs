@@ -30,13 +30,15 @@ pub struct Written {
     pub owner: Option<u32>,
 }
 
-/// The dotenv lines for `token`, under `variable`.
-pub fn render(variable: &str, token: &Token) -> String {
+/// The dotenv lines for `token`, under `variable`, recording the consumer it belongs to
+/// (see [`crate::store`]) so a later run can reuse it.
+pub fn render(variable: &str, token: &Token, client_id: &str) -> String {
     let mut text = format!("{variable}={}\n", token.secret.expose_secret());
     if let Some(at) = token.expires_at {
         text.push_str(&format!("{variable}_EXPIRES_AT={}\n", format_time(at)));
     }
     text.push_str(&format!("{variable}_SCOPES={}\n", token.scopes.join(",")));
+    text.push_str(&format!("{variable}_CLIENT={}\n", crate::store::fingerprint(client_id)));
     text
 }
 

@@ -28,6 +28,7 @@ pub struct Reporter {
     workflow_commands: bool,
     color: bool,
     debug: bool,
+    quiet: bool,
     masks: Vec<String>,
 }
 
@@ -41,6 +42,7 @@ impl Reporter {
             workflow_commands: false,
             color,
             debug: false,
+            quiet: false,
             masks: Vec::new(),
         }
     }
@@ -56,6 +58,12 @@ impl Reporter {
     /// Whether GitHub workflow commands are written.
     pub fn has_workflow_commands(&self) -> bool {
         self.workflow_commands
+    }
+
+    /// Keeps INFO and success lines out of the log (git prints a credential helper's
+    /// stderr); warnings and failures still show.
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
     }
 
     /// Turns DEBUG lines on or off.
@@ -94,6 +102,9 @@ impl Reporter {
 
     /// An `INFO:` line.
     pub fn info(&mut self, message: impl Display) {
+        if self.quiet {
+            return;
+        }
         self.prefixed(BLUE, "INFO: ", &message.to_string());
     }
 
@@ -121,6 +132,9 @@ impl Reporter {
 
     /// The green `✔` line that ends a successful run.
     pub fn success(&mut self, message: impl Display) {
+        if self.quiet {
+            return;
+        }
         self.whole(GREEN, "✔ ", &message.to_string());
     }
 

@@ -25,6 +25,7 @@ use crate::scope;
 const MAX_EXPIRES_IN: u64 = 365 * 24 * 3600;
 
 /// An access token as issued, with what the response said about it.
+#[derive(Debug)]
 pub struct Token {
     /// The bearer token itself. Never formatted anywhere.
     pub secret: SecretString,

@@ -29,6 +29,15 @@ pub struct Validated {
     pub status: StatusCode,
 }
 
+/// Whether a 401 may be replication lag: only for a token issued a moment ago.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fresh {
+    /// Just issued: retry a 401 twice, about a second apart.
+    Issued,
+    /// Reused from an earlier run: a 401 means it is no longer good.
+    Reused,
+}
+
 /// Checks that `token` carries every scope in `required`, honouring implications.
 pub fn check_scopes(token: &Token, required: &[String]) -> Result<(), Error> {
     let missing = crate::scope::missing(required, &token.scopes);
@@ -50,6 +59,7 @@ pub fn check_scopes(token: &Token, required: &[String]) -> Result<(), Error> {
 pub async fn call(
     target: &Validation,
     token: &Token,
+    fresh: Fresh,
     http: &Http,
     log: &mut Reporter,
 ) -> Result<Validated, Error> {
@@ -70,6 +80,7 @@ pub async fn call(
             });
         }
         let may_lag = response.status == StatusCode::UNAUTHORIZED
+            && fresh == Fresh::Issued
             && lag_retries < LAG_RETRIES
             && Instant::now() + LAG_DELAY < http.deadline();
         if !may_lag {

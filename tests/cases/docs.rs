@@ -76,6 +76,8 @@ fn variables_table_states_the_real_defaults() {
         ("TIMEOUT", config::DEFAULT_TIMEOUT_SECS.to_string()),
         ("RETRIES", config::DEFAULT_RETRIES.to_string()),
         ("DEBUG", "false".to_owned()),
+        ("REUSE", "true".to_owned()),
+        ("MIN_VALIDITY", config::DEFAULT_MIN_VALIDITY_SECS.to_string()),
     ];
     for (name, default) in defaults {
         let usage = &rows[name];

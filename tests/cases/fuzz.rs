@@ -204,7 +204,7 @@ fn fuzz_dotenv_writer_round_trips_through_sh_and_gitlab() {
         let Ok(token) = parse_success(&body, now()) else {
             return Ok(());
         };
-        let text = output::render(&variable, &token);
+        let text = output::render(&variable, &token, "fuzz-client");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.env");
         std::fs::write(&file, &text).unwrap();

@@ -200,7 +200,7 @@ fn two_runs_writing_one_file_at_once_leave_one_complete_file() {
         text.lines().next(),
         Some(format!("BITBUCKET_ACCESS_TOKEN={token}").as_str())
     );
-    assert_eq!(text.lines().count(), 3, "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
     assert_eq!(listing(work.path()), ["oauth-token.env"]);
 }
 

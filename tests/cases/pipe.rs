@@ -42,7 +42,7 @@ fn success_writes_a_dotenv_file_that_sh_reads_back() {
     let file = work.path().join("oauth-token.env");
     let text = fs::read_to_string(&file).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines.len(), 4, "{text}");
     assert_eq!(lines[0], format!("BITBUCKET_ACCESS_TOKEN={token}"));
     let expires = lines[1]
         .strip_prefix("BITBUCKET_ACCESS_TOKEN_EXPIRES_AT=")
@@ -60,6 +60,9 @@ fn success_writes_a_dotenv_file_that_sh_reads_back() {
         lines[2],
         "BITBUCKET_ACCESS_TOKEN_SCOPES=repository,pullrequest"
     );
+    // The first 16 hex digits of SHA-256("test-client-key"): which consumer, for reuse.
+    assert_eq!(lines[3], format!("BITBUCKET_ACCESS_TOKEN_CLIENT={}", oauth_token_pipe::store::fingerprint("test-client-key")));
+    assert_eq!(oauth_token_pipe::store::fingerprint("test-client-key").len(), 16);
     assert_eq!(
         fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
@@ -71,6 +74,7 @@ fn success_writes_a_dotenv_file_that_sh_reads_back() {
             "BITBUCKET_ACCESS_TOKEN",
             "BITBUCKET_ACCESS_TOKEN_EXPIRES_AT",
             "BITBUCKET_ACCESS_TOKEN_SCOPES",
+            "BITBUCKET_ACCESS_TOKEN_CLIENT",
         ],
     );
     assert_eq!(values, lines);
@@ -136,7 +140,7 @@ fn older_scopes_field_is_read() {
     assert!(
         fs::read_to_string(work.path().join("oauth-token.env"))
             .unwrap()
-            .ends_with("BITBUCKET_ACCESS_TOKEN_SCOPES=account,repository:write\n")
+            .contains("\nBITBUCKET_ACCESS_TOKEN_SCOPES=account,repository:write\n")
     );
 }
 
@@ -164,7 +168,7 @@ fn missing_expires_in_warns_and_writes_no_expiry_line() {
         .expect_log("WARNING: The token response has no expires_in");
     let text = fs::read_to_string(work.path().join("oauth-token.env")).unwrap();
     assert!(!text.contains("EXPIRES_AT"), "{text}");
-    assert_eq!(text.lines().count(), 2);
+    assert_eq!(text.lines().count(), 3);
 }
 
 #[test]
@@ -762,6 +766,7 @@ fn the_log_is_coloured_unless_no_color_is_set() {
         .expect_log("\x1b[34mINFO: \x1b[0m");
     let out = run(pipe(&server, work.path())
         .env("CLIENT_SECRET", "wrong")
+            .env("REUSE", "false")
         .env_remove("NO_COLOR"));
     out.expect_code(3).expect_log("\x1b[31m✖ Bitbucket refused");
     let out = run(&mut pipe(&server, work.path()));

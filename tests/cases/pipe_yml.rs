@@ -87,6 +87,8 @@ fn program_default(name: &str) -> Option<String> {
         "TIMEOUT" => config::DEFAULT_TIMEOUT_SECS.to_string(),
         "RETRIES" => config::DEFAULT_RETRIES.to_string(),
         "DEBUG" => "false".to_owned(),
+        "REUSE" => "true".to_owned(),
+        "MIN_VALIDITY" => config::DEFAULT_MIN_VALIDITY_SECS.to_string(),
         _ => return None,
     })
 }
