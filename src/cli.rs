@@ -64,7 +64,11 @@ pub const HELP: &str = concat!(
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
     use lexopt::prelude::*;
-    let usage = |message: String| Error::Config(vec![format!("{message}. Run `oauth-token-pipe --help` for usage.")]);
+    let usage = |message: String| {
+        Error::Config(vec![format!(
+            "{message}. Run `oauth-token-pipe --help` for usage."
+        )])
+    };
     let mut parser = lexopt::Parser::from_args(args);
     let first = parser.next().map_err(|e| usage(e.to_string()))?;
     let command = match first {
@@ -73,12 +77,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error>
         Some(Short('V') | Long("version")) => Command::Version,
         Some(Value(word)) => match word.to_str() {
             Some("exec") => {
-                let mut command: Vec<OsString> = parser.raw_args().map_err(|e| usage(e.to_string()))?.collect();
+                let mut command: Vec<OsString> = parser
+                    .raw_args()
+                    .map_err(|e| usage(e.to_string()))?
+                    .collect();
                 if command.first().is_some_and(|a| a == "--") {
                     command.remove(0);
                 }
                 if command.is_empty() {
-                    return Err(usage("exec needs a command: oauth-token-pipe exec -- COMMAND [ARGS...]".into()));
+                    return Err(usage(
+                        "exec needs a command: oauth-token-pipe exec -- COMMAND [ARGS...]".into(),
+                    ));
                 }
                 return Ok(Command::Exec(command));
             }
@@ -87,13 +96,23 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error>
                     Some(Value(a)) if a == "get" => CredentialAction::Get,
                     Some(Value(a)) if a == "store" => CredentialAction::Store,
                     Some(Value(a)) if a == "erase" => CredentialAction::Erase,
-                    other => return Err(usage(format!("git-credential needs get, store or erase, not {}", describe(other)))),
+                    other => {
+                        return Err(usage(format!(
+                            "git-credential needs get, store or erase, not {}",
+                            describe(other)
+                        )));
+                    }
                 };
                 Command::GitCredential(action)
             }
             Some("check") => Command::Check,
             Some("status") => Command::Status,
-            _ => return Err(usage(format!("unknown command {:?}", word.to_string_lossy()))),
+            _ => {
+                return Err(usage(format!(
+                    "unknown command {:?}",
+                    word.to_string_lossy()
+                )));
+            }
         },
         Some(other) => return Err(usage(format!("unexpected {}", describe(Some(other))))),
     };
@@ -127,18 +146,51 @@ mod tests {
         assert_eq!(parse_words(&["-V"]), Ok(Command::Version));
         assert_eq!(parse_words(&["check"]), Ok(Command::Check));
         assert_eq!(parse_words(&["status"]), Ok(Command::Status));
-        assert_eq!(parse_words(&["git-credential", "erase"]), Ok(Command::GitCredential(CredentialAction::Erase)));
-        assert_eq!(parse_words(&["exec", "--", "sh", "-c", "x"]), Ok(Command::Exec(vec!["sh".into(), "-c".into(), "x".into()])));
-        assert_eq!(parse_words(&["exec", "env", "--", "-x"]), Ok(Command::Exec(vec!["env".into(), "--".into(), "-x".into()])));
+        assert_eq!(
+            parse_words(&["git-credential", "erase"]),
+            Ok(Command::GitCredential(CredentialAction::Erase))
+        );
+        assert_eq!(
+            parse_words(&["exec", "--", "sh", "-c", "x"]),
+            Ok(Command::Exec(vec!["sh".into(), "-c".into(), "x".into()]))
+        );
+        assert_eq!(
+            parse_words(&["exec", "env", "--", "-x"]),
+            Ok(Command::Exec(vec!["env".into(), "--".into(), "-x".into()]))
+        );
     }
 
     #[test]
     fn mistakes_are_usage_errors() {
-        assert!(parse_words(&["frobnicate"]).unwrap_err().contains("unknown command \"frobnicate\""));
-        assert!(parse_words(&["exec"]).unwrap_err().contains("exec needs a command"));
-        assert!(parse_words(&["exec", "--"]).unwrap_err().contains("exec needs a command"));
-        assert!(parse_words(&["git-credential"]).unwrap_err().contains("needs get, store or erase"));
-        assert!(parse_words(&["check", "extra"]).unwrap_err().contains("unexpected argument \"extra\""));
-        assert!(parse_words(&["--client-secret=x"]).unwrap_err().contains("unexpected option --client-secret"));
+        assert!(
+            parse_words(&["frobnicate"])
+                .unwrap_err()
+                .contains("unknown command \"frobnicate\"")
+        );
+        assert!(
+            parse_words(&["exec"])
+                .unwrap_err()
+                .contains("exec needs a command")
+        );
+        assert!(
+            parse_words(&["exec", "--"])
+                .unwrap_err()
+                .contains("exec needs a command")
+        );
+        assert!(
+            parse_words(&["git-credential"])
+                .unwrap_err()
+                .contains("needs get, store or erase")
+        );
+        assert!(
+            parse_words(&["check", "extra"])
+                .unwrap_err()
+                .contains("unexpected argument \"extra\"")
+        );
+        assert!(
+            parse_words(&["--client-secret=x"])
+                .unwrap_err()
+                .contains("unexpected option --client-secret")
+        );
     }
 }

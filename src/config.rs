@@ -279,7 +279,8 @@ fn is_ours(name: &str) -> bool {
     let plain = name.strip_prefix("INPUT_").unwrap_or(name);
     VARIABLES.contains(&plain)
         || GITHUB_VARIABLES.contains(&plain)
-        || (plain == name && PLATFORM_VARIABLES.contains(&name))
+        || (plain == name
+            && (PLATFORM_VARIABLES.contains(&name) || LOCAL_VARIABLES.contains(&name)))
 }
 
 /// `NO_COLOR` (https://no-color.org): present and not empty turns colour off.
@@ -298,7 +299,11 @@ impl Config {
     }
 
     /// Validates `raw` for `mode`, reporting every problem at once (exit 2).
-    pub fn for_mode(raw: &RawConfig, mut problems: Vec<String>, mode: Mode) -> Result<Config, Error> {
+    pub fn for_mode(
+        raw: &RawConfig,
+        mut problems: Vec<String>,
+        mode: Mode,
+    ) -> Result<Config, Error> {
         let needs_credentials = mode != Mode::Status;
         let client_id = match non_empty(&raw.client_id) {
             None if !needs_credentials => String::new(),
@@ -453,8 +458,18 @@ impl Config {
         );
 
         let reuse = parse_bool("REUSE", &raw.reuse, true, &mut problems) && mode != Mode::Check;
-        let min_validity = parse_number("MIN_VALIDITY", &raw.min_validity, DEFAULT_MIN_VALIDITY_SECS, 0, 86_400, "seconds", &mut problems);
-        let git_host = non_empty(&raw.git_host).unwrap_or(DEFAULT_GIT_HOST).to_ascii_lowercase();
+        let min_validity = parse_number(
+            "MIN_VALIDITY",
+            &raw.min_validity,
+            DEFAULT_MIN_VALIDITY_SECS,
+            0,
+            86_400,
+            "seconds",
+            &mut problems,
+        );
+        let git_host = non_empty(&raw.git_host)
+            .unwrap_or(DEFAULT_GIT_HOST)
+            .to_ascii_lowercase();
 
         let extra_roots = match non_empty(&raw.ca_bundle) {
             None => Vec::new(),
@@ -504,7 +519,9 @@ fn cache_path(raw: &RawConfig, client_id: &str, problems: &mut Vec<String>) -> O
             return None;
         }
     };
-    let file = base.join("oauth-token-pipe").join(format!("{}.env", crate::store::fingerprint(client_id)));
+    let file = base
+        .join("oauth-token-pipe")
+        .join(format!("{}.env", crate::store::fingerprint(client_id)));
     Some(file.to_string_lossy().into_owned())
 }
 

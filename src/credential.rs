@@ -35,7 +35,11 @@ pub fn read_request(input: &mut dyn BufRead) -> anyhow::Result<BTreeMap<String, 
     let mut line = String::new();
     loop {
         line.clear();
-        if input.read_line(&mut line).context("reading standard input")? == 0 {
+        if input
+            .read_line(&mut line)
+            .context("reading standard input")?
+            == 0
+        {
             break;
         }
         let line = line.trim_end_matches(['\n', '\r']);
@@ -52,7 +56,9 @@ pub fn read_request(input: &mut dyn BufRead) -> anyhow::Result<BTreeMap<String, 
 /// Whether this request is for us: https, GIT_HOST, and no other username asked for.
 pub fn serves(config: &Config, request: &BTreeMap<String, String>) -> bool {
     request.get("protocol").map(String::as_str) == Some("https")
-        && request.get("host").is_some_and(|h| h.eq_ignore_ascii_case(&config.git_host))
+        && request
+            .get("host")
+            .is_some_and(|h| h.eq_ignore_ascii_case(&config.git_host))
         && request.get("username").is_none_or(|u| u == USERNAME)
 }
 
@@ -67,7 +73,12 @@ pub async fn get(config: &Config, http: &Http, log: &mut Reporter) -> Result<Acq
                 .mode(0o700)
                 .create(folder)
                 .with_context(|| format!("cannot create the cache folder {}", folder.display()))
-                .and_then(|()| output::write(path, &output::render(&config.token_variable, &acquired.token, &config.client_id)))
+                .and_then(|()| {
+                    output::write(
+                        path,
+                        &output::render(&config.token_variable, &acquired.token, &config.client_id),
+                    )
+                })
                 .map_err(|e| Error::Output(e.context("could not cache the token")))?;
         }
     }
@@ -79,7 +90,10 @@ pub fn erase(config: &Config, log: &mut Reporter) {
     if let Some(path) = &config.output_file {
         if let Err(e) = std::fs::remove_file(path) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                log.warn(format!("Could not forget the rejected token in {} ({e}).", path.display()));
+                log.warn(format!(
+                    "Could not forget the rejected token in {} ({e}).",
+                    path.display()
+                ));
             }
         }
     }
@@ -87,7 +101,10 @@ pub fn erase(config: &Config, log: &mut Reporter) {
 
 /// The answer git reads: username and password, then a blank line.
 pub fn answer(output: &mut dyn Write, acquired: &Acquired) -> anyhow::Result<()> {
-    let text = format!("username={USERNAME}\npassword={}\n\n", acquired.token.secret.expose_secret());
+    let text = format!(
+        "username={USERNAME}\npassword={}\n\n",
+        acquired.token.secret.expose_secret()
+    );
     output.write_all(text.as_bytes())?;
     output.flush()?;
     Ok(())

@@ -21,7 +21,12 @@ use crate::pipe;
 use crate::report::Reporter;
 
 /// Acquires a token and runs `argv` with it; returns the child's exit code.
-pub async fn exec(config: &Config, http: &Http, log: &mut Reporter, argv: &[OsString]) -> Result<u8, Error> {
+pub async fn exec(
+    config: &Config,
+    http: &Http,
+    log: &mut Reporter,
+    argv: &[OsString],
+) -> Result<u8, Error> {
     let acquired = crate::stop_on_signal(acquire::acquire(config, http, log)).await?;
     if config.output_file.is_some() {
         pipe::deliver(config, &acquired, log)?;
@@ -41,13 +46,27 @@ pub async fn exec(config: &Config, http: &Http, log: &mut Reporter, argv: &[OsSt
         None => command.env_remove(format!("{variable}_EXPIRES_AT")),
     };
     let mut child = command.spawn().map_err(|e| match e.kind() {
-        ErrorKind::NotFound => Error::Spawn(Exit::CommandNotFound, format!("{program}: command not found (exec runs it without a shell; check PATH).")),
-        _ => Error::Spawn(Exit::CannotExecute, format!("{program}: cannot run it ({e}).")),
+        ErrorKind::NotFound => Error::Spawn(
+            Exit::CommandNotFound,
+            format!("{program}: command not found (exec runs it without a shell; check PATH)."),
+        ),
+        _ => Error::Spawn(
+            Exit::CannotExecute,
+            format!("{program}: cannot run it ({e})."),
+        ),
     })?;
-    log.info(format!("Running {program} with the token in ${variable}{}.", if acquired.reused { " (reused)" } else { "" }));
+    log.info(format!(
+        "Running {program} with the token in ${variable}{}.",
+        if acquired.reused { " (reused)" } else { "" }
+    ));
     let pid = child.id();
     let mut forwarded = Vec::new();
-    for kind in [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup(), SignalKind::quit()] {
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+        SignalKind::quit(),
+    ] {
         if let Ok(stream) = signal(kind) {
             forwarded.push((kind.as_raw_value(), stream));
         }

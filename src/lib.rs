@@ -49,11 +49,22 @@ pub struct Io<'a> {
 
 /// Runs `command` with the given environment; returns the exit code on success (the child's
 /// for `exec`, 0 otherwise).
-pub fn run(command: Command, vars: impl IntoIterator<Item = (OsString, OsString)>, log: &mut Reporter, io: Io<'_>) -> Result<u8, Error> {
+pub fn run(
+    command: Command,
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+    log: &mut Reporter,
+    io: Io<'_>,
+) -> Result<u8, Error> {
     let mode = match &command {
         Command::Help | Command::Version => {
-            let text = if command == Command::Help { cli::HELP.to_owned() } else { format!("oauth-token-pipe {}\n", env!("CARGO_PKG_VERSION")) };
-            io.output.write_all(text.as_bytes()).map_err(|e| Error::Other(e.into()))?;
+            let text = if command == Command::Help {
+                cli::HELP.to_owned()
+            } else {
+                format!("oauth-token-pipe {}\n", env!("CARGO_PKG_VERSION"))
+            };
+            io.output
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::Other(e.into()))?;
             return Ok(0);
         }
         Command::Pipe => Mode::Pipe,
@@ -85,34 +96,65 @@ pub fn run(command: Command, vars: impl IntoIterator<Item = (OsString, OsString)
         Command::Status => status::status(config, log).map(|()| 0),
         Command::GitCredential(CredentialAction::Store) => Ok(0),
         Command::GitCredential(action) => {
-            let request = credential::read_request(io.input).map_err(|e| Error::Other(e.context("reading git's request")))?;
+            let request = credential::read_request(io.input)
+                .map_err(|e| Error::Other(e.context("reading git's request")))?;
             if !credential::serves(config, &request) {
+                log.debug(|| {
+                    let field =
+                        |k: &str| request.get(k).map(String::as_str).unwrap_or("-").to_owned();
+                    format!(
+                        "Not answering for protocol {} host {} (this helper serves https://{}).",
+                        field("protocol"),
+                        field("host"),
+                        config.git_host
+                    )
+                });
                 return Ok(0);
             }
             if action == CredentialAction::Erase {
                 credential::erase(config, log);
                 return Ok(0);
             }
-            let acquired = with_runtime(config, |http| async move { stop_on_signal(credential::get(config, &http, log)).await })?;
-            credential::answer(io.output, &acquired).map_err(|e| Error::Other(e.context("answering git")))?;
+            let acquired = with_runtime(config, |http| async move {
+                stop_on_signal(credential::get(config, &http, log)).await
+            })?;
+            credential::answer(io.output, &acquired)
+                .map_err(|e| Error::Other(e.context("answering git")))?;
             Ok(0)
         }
-        Command::Pipe => with_runtime(config, |http| async move { stop_on_signal(pipe::pipe(config, &http, log)).await }).map(|()| 0),
-        Command::Check => with_runtime(config, |http| async move { stop_on_signal(status::check(config, &http, log)).await }).map(|()| 0),
-        Command::Exec(argv) => with_runtime(config, |http| async move { exec::exec(config, &http, log, &argv).await }),
+        Command::Pipe => with_runtime(config, |http| async move {
+            stop_on_signal(pipe::pipe(config, &http, log)).await
+        })
+        .map(|()| 0),
+        Command::Check => with_runtime(config, |http| async move {
+            stop_on_signal(status::check(config, &http, log)).await
+        })
+        .map(|()| 0),
+        Command::Exec(argv) => with_runtime(config, |http| async move {
+            exec::exec(config, &http, log, &argv).await
+        }),
         Command::Help | Command::Version => unreachable!("answered above"),
     }
 }
 
 /// Builds the current-thread runtime and the HTTP side (client, deadline, retries) for one run.
-fn with_runtime<T, F: Future<Output = Result<T, Error>>>(config: &Config, body: impl FnOnce(Http) -> F) -> Result<T, Error> {
+fn with_runtime<T, F: Future<Output = Result<T, Error>>>(
+    config: &Config,
+    body: impl FnOnce(Http) -> F,
+) -> Result<T, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Other(anyhow::Error::new(e).context("starting the async runtime")))?;
     runtime.block_on(async {
         let client = client::build(config).map_err(Error::Other)?;
-        body(Http::new(client, Instant::now() + config.timeout, config.timeout, config.retries)).await
+        body(Http::new(
+            client,
+            Instant::now() + config.timeout,
+            config.timeout,
+            config.retries,
+        ))
+        .await
     })
 }
 
@@ -120,9 +162,14 @@ fn with_runtime<T, F: Future<Output = Result<T, Error>>>(config: &Config, body: 
 /// lets a cancelled pipeline end with the conventional 130/143 and a clear line; and in a
 /// FROM scratch container the binary is PID 1, which ignores SIGTERM it does not handle.
 /// Files are written synchronously at the very end, so a signal never leaves half of one.
-pub(crate) async fn stop_on_signal<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+pub(crate) async fn stop_on_signal<T>(
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return work.await;
     };
     tokio::select! {

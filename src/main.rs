@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         color,
     );
     let stdin = std::io::stdin();
-    let io = oauth_token_pipe::Io { input: &mut stdin.lock(), output: &mut std::io::stdout() };
+    let io = oauth_token_pipe::Io {
+        input: &mut stdin.lock(),
+        output: &mut std::io::stdout(),
+    };
     let command = oauth_token_pipe::cli::parse(std::env::args_os().skip(1));
     match command.and_then(|command| oauth_token_pipe::run(command, vars, &mut log, io)) {
         Ok(code) => ExitCode::from(code),

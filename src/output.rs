@@ -38,7 +38,10 @@ pub fn render(variable: &str, token: &Token, client_id: &str) -> String {
         text.push_str(&format!("{variable}_EXPIRES_AT={}\n", format_time(at)));
     }
     text.push_str(&format!("{variable}_SCOPES={}\n", token.scopes.join(",")));
-    text.push_str(&format!("{variable}_CLIENT={}\n", crate::store::fingerprint(client_id)));
+    text.push_str(&format!(
+        "{variable}_CLIENT={}\n",
+        crate::store::fingerprint(client_id)
+    ));
     text
 }
 

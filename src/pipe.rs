@@ -83,7 +83,11 @@ pub fn deliver(config: &Config, acquired: &Acquired, log: &mut Reporter) -> Resu
         how.get_or_insert_with(|| "Use it as ${{ steps.<id>.outputs.token }}".to_owned());
     }
 
-    let what = if acquired.reused { "Reused access token written" } else { "Access token written" };
+    let what = if acquired.reused {
+        "Reused access token written"
+    } else {
+        "Access token written"
+    };
     log.success(format!(
         "{what} to {}{until}; scopes: {scopes}; {validated}.{}",
         places.join(" and "),

@@ -5,6 +5,7 @@ mod support;
 
 mod cases {
     mod action;
+    mod beyond;
     mod canary;
     mod docs;
     mod faults;

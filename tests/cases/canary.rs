@@ -364,3 +364,95 @@ fn no_fault_matrix_row_prints_the_secret_or_the_token() {
     }
     assert_eq!(checked, total);
 }
+
+#[test]
+fn no_subcommand_prints_the_secret_or_the_token() {
+    let (secret, token) = canaries();
+    let forbidden = forbidden(&secret, &token);
+    let server = FakeBitbucket::start(Setup {
+        client_secret: secret.clone(),
+        token: token.clone(),
+        ..Setup::default()
+    });
+    for debug in ["false", "true"] {
+        let work = tempfile::tempdir().unwrap();
+        let runs: Vec<(&str, crate::support::Run)> = vec![
+            ("pipe", run(pipe(&server, work.path()).env("DEBUG", debug))),
+            (
+                "pipe, reused",
+                run(pipe(&server, work.path()).env("DEBUG", debug)),
+            ),
+            (
+                "status",
+                run(pipe(&server, work.path()).env("DEBUG", debug).arg("status")),
+            ),
+            (
+                "check",
+                run(pipe(&server, work.path()).env("DEBUG", debug).arg("check")),
+            ),
+            (
+                "exec",
+                run(pipe(&server, work.path())
+                    .env("DEBUG", debug)
+                    .args(["exec", "--", "true"])),
+            ),
+            (
+                "exec, failing",
+                run(pipe(&server, work.path()).env("DEBUG", debug).args([
+                    "exec",
+                    "--",
+                    "no-such-command",
+                ])),
+            ),
+            (
+                "wrong secret",
+                run(pipe(&server, work.path())
+                    .env("DEBUG", debug)
+                    .env("REUSE", "false")
+                    .env("CLIENT_SECRET", format!("{secret}x"))
+                    .arg("check")),
+            ),
+        ];
+        for (name, out) in &runs {
+            for needle in &forbidden {
+                assert!(
+                    !out.all().contains(needle.as_str()),
+                    "{name} (DEBUG={debug}) leaked {needle:?}:\n{}",
+                    out.all()
+                );
+            }
+        }
+        assert_eq!(
+            runs.iter()
+                .map(|(_, r)| r.code.unwrap())
+                .collect::<Vec<_>>(),
+            [0, 0, 0, 0, 0, 127, 3]
+        );
+        // git-credential's answer is the token, on stdout, by design; its log must stay clean.
+        let mut cmd = crate::support::pipe_std(&server, work.path());
+        cmd.env("DEBUG", debug)
+            .env("HOME", work.path())
+            .args(["git-credential", "get"]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            b"protocol=https\nhost=bitbucket.org\n\n",
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("username=x-token-auth\npassword={token}\n\n")
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        for needle in &forbidden {
+            assert!(
+                !log.contains(needle.as_str()),
+                "git-credential (DEBUG={debug}) leaked {needle:?} in its log:\n{log}"
+            );
+        }
+    }
+}

@@ -77,7 +77,10 @@ fn variables_table_states_the_real_defaults() {
         ("RETRIES", config::DEFAULT_RETRIES.to_string()),
         ("DEBUG", "false".to_owned()),
         ("REUSE", "true".to_owned()),
-        ("MIN_VALIDITY", config::DEFAULT_MIN_VALIDITY_SECS.to_string()),
+        (
+            "MIN_VALIDITY",
+            config::DEFAULT_MIN_VALIDITY_SECS.to_string(),
+        ),
     ];
     for (name, default) in defaults {
         let usage = &rows[name];
@@ -157,6 +160,8 @@ fn exit_code_table_matches_the_exit_enum() {
         Exit::Validation,
         Exit::Provider,
         Exit::Output,
+        Exit::CannotExecute,
+        Exit::CommandNotFound,
         Exit::Interrupted,
         Exit::Terminated,
     ];

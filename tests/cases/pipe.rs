@@ -61,8 +61,17 @@ fn success_writes_a_dotenv_file_that_sh_reads_back() {
         "BITBUCKET_ACCESS_TOKEN_SCOPES=repository,pullrequest"
     );
     // The first 16 hex digits of SHA-256("test-client-key"): which consumer, for reuse.
-    assert_eq!(lines[3], format!("BITBUCKET_ACCESS_TOKEN_CLIENT={}", oauth_token_pipe::store::fingerprint("test-client-key")));
-    assert_eq!(oauth_token_pipe::store::fingerprint("test-client-key").len(), 16);
+    assert_eq!(
+        lines[3],
+        format!(
+            "BITBUCKET_ACCESS_TOKEN_CLIENT={}",
+            oauth_token_pipe::store::fingerprint("test-client-key")
+        )
+    );
+    assert_eq!(
+        oauth_token_pipe::store::fingerprint("test-client-key").len(),
+        16
+    );
     assert_eq!(
         fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
@@ -766,7 +775,7 @@ fn the_log_is_coloured_unless_no_color_is_set() {
         .expect_log("\x1b[34mINFO: \x1b[0m");
     let out = run(pipe(&server, work.path())
         .env("CLIENT_SECRET", "wrong")
-            .env("REUSE", "false")
+        .env("REUSE", "false")
         .env_remove("NO_COLOR"));
     out.expect_code(3).expect_log("\x1b[31m✖ Bitbucket refused");
     let out = run(&mut pipe(&server, work.path()));

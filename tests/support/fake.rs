@@ -181,6 +181,9 @@ pub struct Setup {
     pub api_replies: Vec<Reply>,
     /// The certificate presented.
     pub cert: Cert,
+    /// Serve the bare repositories under this folder at `/git/...` with `git http-backend`,
+    /// to anyone who authenticates as `x-token-auth` with the issued token.
+    pub git_root: Option<PathBuf>,
 }
 
 /// A token shaped like Bitbucket's 2026 JWTs: ~1,900 characters of base64url.
@@ -205,6 +208,7 @@ impl Default for Setup {
             token_replies: Vec::new(),
             api_replies: Vec::new(),
             cert: Cert::Valid,
+            git_root: None,
         }
     }
 }
@@ -408,10 +412,17 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc
         let Some(request) = read_request(&mut stream, &mut buffer).await else {
             return;
         };
-        let reply = {
+        let (reply, git_root) = {
             let mut state = state.lock().unwrap();
             state.requests.push(request.clone());
-            respond(&mut state, &request)
+            (respond(&mut state, &request), state.setup.git_root.clone())
+        };
+        let reply = match git_root {
+            Some(root) if request.path.starts_with("/git/") => {
+                let token = state.lock().unwrap().setup.token.clone();
+                git_http_backend(&root, &token, &request)
+            }
+            _ => reply,
         };
         match reply.fault {
             Fault::Hang => {
@@ -505,6 +516,43 @@ async fn read_request<S: AsyncRead + Unpin>(
                 .collect();
             let method = parsed.method.unwrap_or("").to_owned();
             let path = parsed.path.unwrap_or("").to_owned();
+            let chunked = headers
+                .iter()
+                .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+            if chunked {
+                // git sends large pushes chunked: decode chunk by chunk.
+                buffer.drain(..head_len);
+                let mut body = Vec::new();
+                loop {
+                    let line_end = loop {
+                        if let Some(i) = buffer.windows(2).position(|w| w == b"\r\n") {
+                            break i;
+                        }
+                        if !fill(stream, buffer).await {
+                            return None;
+                        }
+                    };
+                    let size_text = String::from_utf8_lossy(&buffer[..line_end]).into_owned();
+                    let size =
+                        usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                            .ok()?;
+                    while buffer.len() < line_end + 2 + size + 2 {
+                        if !fill(stream, buffer).await {
+                            return None;
+                        }
+                    }
+                    body.extend_from_slice(&buffer[line_end + 2..line_end + 2 + size]);
+                    buffer.drain(..line_end + 2 + size + 2);
+                    if size == 0 {
+                        return Some(Request {
+                            method,
+                            path,
+                            headers,
+                            body,
+                        });
+                    }
+                }
+            }
             let length: usize = headers
                 .iter()
                 .find(|(n, _)| n == "content-length")
@@ -670,4 +718,90 @@ fn api(setup: &Setup, request: &Request) -> Reply {
     )
     .header("X-OAuth-Scopes", &setup.scopes.replace(' ', ", "))
     .header("X-Accepted-OAuth-Scopes", "repository")
+}
+
+/// Git's smart HTTP protocol, as Bitbucket serves it to `x-token-auth:<token>`: anything
+/// else gets a 401 with a Basic challenge (which makes git ask its credential helper); the
+/// rest is `git http-backend` run as a CGI program.
+fn git_http_backend(root: &Path, token: &str, request: &Request) -> Reply {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-token-auth:{token}"))
+    );
+    if request.header("authorization") != Some(expected.as_str()) {
+        return Reply::text(401, "Unauthorized")
+            .header("WWW-Authenticate", "Basic realm=\"Bitbucket.org HTTP\"");
+    }
+    let target = request.path.strip_prefix("/git").unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut cgi = std::process::Command::new("git");
+    cgi.arg("http-backend")
+        .env_clear()
+        .env("GIT_PROJECT_ROOT", root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", root)
+        .env("REQUEST_METHOD", &request.method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("REMOTE_USER", "x-token-auth")
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("CONTENT_LENGTH", request.body.len().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (header, variable) in [
+        ("content-type", "CONTENT_TYPE"),
+        ("content-encoding", "HTTP_CONTENT_ENCODING"),
+        ("git-protocol", "GIT_PROTOCOL"),
+    ] {
+        if let Some(value) = request.header(header) {
+            cgi.env(variable, value);
+        }
+    }
+    let mut child = cgi.spawn().expect("git http-backend");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(&request.body);
+    }
+    let output = child.wait_with_output().expect("git http-backend output");
+    let split = output
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| {
+            output
+                .stdout
+                .windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, 2))
+        });
+    let Some((end, gap)) = split else {
+        return Reply::text(500, "git http-backend gave no headers");
+    };
+    let mut reply = Reply {
+        status: 200,
+        body: output.stdout[end + gap..].to_vec(),
+        ..Reply::default()
+    };
+    for line in String::from_utf8_lossy(&output.stdout[..end]).lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("status") {
+            reply.status = value
+                .trim()
+                .split(' ')
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(500);
+        } else {
+            reply
+                .headers
+                .push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    reply
 }
