@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use oauth_token_pipe::config;
+
+use crate::support::table_after;
 use oauth_token_pipe::error::Exit;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -24,23 +26,6 @@ fn block_after(text: &str, heading: &str, lang: &str) -> String {
         + 4;
     let end = section[start..].find("```").expect("closed block");
     section[start..start + end].to_owned()
-}
-
-/// The rows of the first table after `heading`, as (first cell, second cell).
-fn table_after(text: &str, heading: &str) -> Vec<(String, String)> {
-    let section = &text[text
-        .find(heading)
-        .unwrap_or_else(|| panic!("README lacks {heading}"))..];
-    section
-        .lines()
-        .skip_while(|l| !l.starts_with('|'))
-        .take_while(|l| l.starts_with('|'))
-        .skip(2)
-        .map(|l| {
-            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            (cells[1].to_owned(), cells[2].to_owned())
-        })
-        .collect()
 }
 
 #[test]

@@ -247,26 +247,18 @@ matrix! {
 #[test]
 fn the_readme_failure_modes_table_lists_every_row() {
     let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let section = &readme[readme
-        .find("## Failure modes")
-        .expect("README has a Failure modes section")..];
-    let table: Vec<(String, i32)> = section
-        .lines()
-        .skip_while(|l| !l.starts_with('|'))
-        .take_while(|l| l.starts_with('|'))
-        .skip(2)
-        .map(|l| {
-            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            let id = cells[1]
+    let table: Vec<(String, i32)> = crate::support::table_after(&readme, "## Failure modes")
+        .into_iter()
+        .map(|(fault, exit)| {
+            let id = fault
                 .rsplit('`')
                 .nth(1)
-                .unwrap_or_else(|| panic!("no `id` in {l}"))
+                .unwrap_or_else(|| panic!("no `id` in {fault}"))
                 .to_owned();
             (
                 id,
-                cells[2]
-                    .parse()
-                    .unwrap_or_else(|_| panic!("no exit code in {l}")),
+                exit.parse()
+                    .unwrap_or_else(|_| panic!("no exit code for {fault}")),
             )
         })
         .collect();

@@ -10,18 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::fake::{FakeBitbucket, Fault, Reply, Setup};
 use crate::support::proxy::ConnectProxy;
-use crate::support::{bare, bin, pipe, pipe_std, run};
+use crate::support::{bare, bin, listing, pipe, pipe_std, run};
 
 const OLD: &str = "BITBUCKET_ACCESS_TOKEN=old\n";
-
-fn listing(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
 
 #[test]
 fn https_proxy_is_used_in_either_case() {

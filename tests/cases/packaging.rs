@@ -154,15 +154,6 @@ fn describe(output: &Output) -> String {
     )
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 const PT_DYNAMIC: u32 = 2;
 const PT_INTERP: u32 = 3;
 const DT_NULL: u64 = 0;
@@ -352,7 +343,10 @@ fn static_binary_runs_in_an_empty_root() {
     let root = tempfile::tempdir().unwrap();
     fs::copy(&binary, root.path().join("oauth-token-pipe")).unwrap();
     fs::copy(server.ca_file(), root.path().join("ca.pem")).unwrap();
-    assert_eq!(entries(root.path()), ["ca.pem", "oauth-token-pipe"]);
+    assert_eq!(
+        crate::support::listing(root.path()),
+        ["ca.pem", "oauth-token-pipe"]
+    );
 
     let (program, args) = enter.split_first().unwrap();
     let output = Command::new(program)
@@ -388,7 +382,7 @@ fn static_binary_runs_in_an_empty_root() {
     );
 
     assert_eq!(
-        entries(root.path()),
+        crate::support::listing(root.path()),
         ["ca.pem", "oauth-token-pipe", "oauth-token.env"],
         "the dotenv file appears in the root, and nothing else"
     );
@@ -655,7 +649,10 @@ fn image_runs_the_way_bitbucket_runs_a_pipe() {
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert_eq!(requests[1].path, "/2.0/repositories/acme/widgets");
 
-    assert_eq!(entries(clone.path()), [".git", "oauth-token.env"]);
+    assert_eq!(
+        crate::support::listing(clone.path()),
+        [".git", "oauth-token.env"]
+    );
     let file = clone.path().join("oauth-token.env");
     let written = fs::read_to_string(&file).unwrap();
     assert_eq!(
@@ -700,7 +697,11 @@ fn image_runs_the_way_bitbucket_runs_a_pipe() {
     assert!(log.contains('✖'), "{log}");
     assert!(log.contains("Invalid OAuth client credentials"), "{log}");
     assert!(!log.contains(&wrong), "the secret reached the log: {log}");
-    assert_eq!(entries(clone.path()), [".git"], "nothing is written");
+    assert_eq!(
+        crate::support::listing(clone.path()),
+        [".git"],
+        "nothing is written"
+    );
     assert_eq!(
         fs::read(clone.path().join(".git/info/exclude")).ok(),
         exclude_before

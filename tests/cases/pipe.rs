@@ -5,19 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use crate::support::fake::{self, FakeBitbucket, Reply, Setup};
-use crate::support::{bare, pipe, read_back_with_sh, run};
+use crate::support::{bare, listing, pipe, read_back_with_sh, run};
 
 fn dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
-}
-
-fn files_in(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -88,7 +79,7 @@ fn success_writes_a_dotenv_file_that_sh_reads_back() {
     );
     assert_eq!(values, lines);
     assert_eq!(
-        files_in(work.path()),
+        listing(work.path()),
         ["oauth-token.env"],
         "no temporary file is left behind"
     );
@@ -346,7 +337,7 @@ fn a_token_that_could_inject_lines_is_refused_and_nothing_is_written() {
         out.expect_code(5);
         assert!(out.all().contains("access_token"), "{}", out.all());
         assert_eq!(server.api_requests(), 0);
-        assert!(files_in(work.path()).is_empty(), "{token:?} wrote a file");
+        assert!(listing(work.path()).is_empty(), "{token:?} wrote a file");
     }
 }
 
@@ -403,7 +394,7 @@ fn existing_output_file_is_left_exactly_as_it_was_on_failure() {
         (after.permissions().mode(), after.modified().unwrap()),
         (before.permissions().mode(), before.modified().unwrap())
     );
-    assert_eq!(files_in(work.path()), ["oauth-token.env"]);
+    assert_eq!(listing(work.path()), ["oauth-token.env"]);
 }
 
 #[test]

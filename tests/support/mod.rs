@@ -165,3 +165,30 @@ pub fn parse_file_commands(text: &str) -> Vec<(String, String)> {
     }
     pairs
 }
+
+/// The names in `dir`, sorted: for "nothing else was left behind" checks.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The rows of the first Markdown table after `heading` in `text`, as (first cell, second cell).
+pub fn table_after(text: &str, heading: &str) -> Vec<(String, String)> {
+    let section = &text[text
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading} section"))..];
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].to_owned(), cells[2].to_owned())
+        })
+        .collect()
+}
