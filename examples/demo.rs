@@ -3,7 +3,7 @@
 //! Starts the project's own fake Bitbucket (the one the tests use: real HTTPS on 127.0.0.1
 //! with a CA made for this run), runs the real `oauth-token-pipe` binary against it the way
 //! a pipeline would, and shows the log a pipeline user sees and the file it wrote. Then it
-//! runs once more with a wrong secret, to show what a failure looks like.
+//! runs again (the stored token is reused) and once with a wrong secret, to show a failure.
 
 #[allow(dead_code)]
 #[path = "../tests/support/fake.rs"]
@@ -48,6 +48,7 @@ fn main() {
         .status()
         .expect("run oauth-token-pipe");
     println!("\n== Exit code: {}", status.code().unwrap_or(-1));
+    assert_eq!(status.code(), Some(0), "the first run succeeds");
     let file = work.path().join("oauth-token.env");
     let text = std::fs::read_to_string(&file).expect("the pipe wrote oauth-token.env");
     println!(
@@ -74,12 +75,33 @@ fn main() {
         );
     }
 
-    println!("\n== The same step with a wrong CLIENT_SECRET:\n");
-    let status = pipe("wrong-secret").status().expect("run oauth-token-pipe");
+    println!("\n== The next step runs the pipe again: the stored token is reused, not fetched:\n");
+    let status = pipe(&setup.client_secret)
+        .status()
+        .expect("run oauth-token-pipe");
+    println!(
+        "\n== Exit code: {}; token requests so far: {}",
+        status.code().unwrap_or(-1),
+        server.token_requests()
+    );
+    assert_eq!(
+        (status.code(), server.token_requests()),
+        (Some(0), 1),
+        "the second run reuses the token"
+    );
+
+    println!(
+        "\n== A step with a wrong CLIENT_SECRET (and REUSE=false, so it must ask Bitbucket):\n"
+    );
+    let status = pipe("wrong-secret")
+        .env("REUSE", "false")
+        .status()
+        .expect("run oauth-token-pipe");
     println!(
         "\n== Exit code: {} (3: the token endpoint rejected the credentials; the file above is untouched)",
         status.code().unwrap_or(-1)
     );
+    assert_eq!(status.code(), Some(3), "a wrong secret exits 3");
 }
 
 /// Builds the binary with the same profile as this example and returns its path: Cargo does
