@@ -6,6 +6,7 @@
 //! [`report::Reporter`], and every failure is an [`error::Error`] whose kind is the exit code.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+#![warn(missing_docs)]
 
 pub mod acquire;
 pub mod cli;
