@@ -393,6 +393,9 @@ async fn serve(
             _ = &mut stopped => return,
             accepted = listener.accept() => {
                 let Ok((socket, _)) = accepted else { continue };
+                // Bitbucket's servers answer without Nagle delays; without this a TLS flight
+                // written in two parts can stall 40 ms on loopback's delayed ACK.
+                let _ = socket.set_nodelay(true);
                 let tls = tls.clone();
                 let state = state.clone();
                 tokio::spawn(async move {
