@@ -95,10 +95,14 @@ pub fn run(
     }
     match command {
         Command::Status => status::status(config, log).map(|()| 0),
-        Command::GitCredential(CredentialAction::Store) => Ok(0),
         Command::GitCredential(action) => {
             let request = credential::read_request(io.input)
                 .map_err(|e| Error::Other(e.context("reading git's request")))?;
+            // Read before answering even for `store`: git writes the credential to us, and a
+            // helper that exits without reading can make that write fail.
+            if action == CredentialAction::Store {
+                return Ok(0);
+            }
             if !credential::serves(config, &request) {
                 log.debug(|| {
                     let field =
