@@ -280,3 +280,39 @@ fn bitbucket_and_local_runs_say_where_they_are() {
         .expect_code(0)
         .expect_log("INFO: Running on a local shell (no CI detected).");
 }
+
+/// `docker run --env-file`'s parser (moby opts/envfile.go): leading whitespace is trimmed,
+/// empty and `#` lines are skipped, the name is up to the first `=` and may hold no
+/// whitespace, and the value is taken as it is — no quotes, no escapes.
+fn parse_docker_env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|line| line.trim_start())
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (name, value) = line.split_once('=').unwrap_or((line, ""));
+            assert!(
+                !name.contains(char::is_whitespace),
+                "docker rejects {name:?}: variable contains whitespaces"
+            );
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn docker_env_file_reads_the_file_as_written() {
+    let server = FakeBitbucket::start_default();
+    let work = tempfile::tempdir().unwrap();
+    run(&mut crate::support::pipe(&server, work.path())).expect_code(0);
+    let text = fs::read_to_string(work.path().join("oauth-token.env")).unwrap();
+    let written: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(parse_docker_env_file(&text), written);
+    assert_eq!(written[0].1, server.setup().token);
+}
