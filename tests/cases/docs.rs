@@ -175,3 +175,31 @@ fn first_two_commands_are_the_demo_and_the_test_suite_and_ci_runs_them() {
         ".ci/run must run the demo"
     );
 }
+
+#[test]
+fn every_command_in_the_readme_is_one_the_program_parses_and_its_help_lists() {
+    let rows = table_after(&readme(), "## Reuse, exec, git and status");
+    assert!(rows.len() >= 5, "{rows:?}");
+    for (command, _) in rows {
+        let words: Vec<&str> = command
+            .trim_matches('`')
+            .split_whitespace()
+            .skip(1)
+            .take_while(|w| !w.contains("...") && !w.contains('\\'))
+            .collect();
+        let first = words.first().copied().unwrap_or("");
+        let args: Vec<std::ffi::OsString> = match first {
+            "exec" => vec!["exec".into(), "--".into(), "true".into()],
+            "git-credential" => vec!["git-credential".into(), "get".into()],
+            _ => words.iter().map(Into::into).collect(),
+        };
+        assert!(
+            oauth_token_pipe::cli::parse(args).is_ok(),
+            "README command {command} does not parse"
+        );
+        assert!(
+            oauth_token_pipe::cli::HELP.contains(&format!("oauth-token-pipe {first}")),
+            "--help does not list {command}"
+        );
+    }
+}
