@@ -6,7 +6,8 @@
 
 use std::ffi::OsString;
 
-use crate::error::Error;
+use crate::config::table::{self, Owner};
+use crate::error::{Error, Exit};
 
 /// What the user asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,36 +39,47 @@ pub enum CredentialAction {
     Erase,
 }
 
-/// The `--help` text.
-pub const HELP: &str = concat!(
-    "oauth-token-pipe ",
-    env!("CARGO_PKG_VERSION"),
-    "\n",
-    "Fetch a Bitbucket Cloud OAuth access token (client credentials), validate it, and hand it on\n",
-    "without ever printing it. Configuration comes from environment variables (see README.md);\n",
-    "no secret is ever an argument.\n",
-    "\n",
-    "Usage:\n",
-    "  oauth-token-pipe                      fetch (or reuse), validate, write OUTPUT_FILE\n",
-    "  oauth-token-pipe exec -- CMD [ARGS]   run CMD with the token in $TOKEN_VARIABLE\n",
-    "  oauth-token-pipe git-credential get   git credential helper for GIT_HOST (bitbucket.org)\n",
-    "  oauth-token-pipe check                fetch and validate; write nothing\n",
-    "  oauth-token-pipe status               is the token in OUTPUT_FILE still good?\n",
-    "  oauth-token-pipe --help | --version\n",
-    "\n",
-    "Required: CLIENT_ID, CLIENT_SECRET (the OAuth consumer's Key and Secret).\n",
-    "Exit codes: 0 ok, 2 configuration, 3 credentials rejected, 4 validation failed or token\n",
-    "expiring, 5 Bitbucket unreachable or unusable, 6 output not written, 1 anything else.\n",
-    "git: git config --global credential.https://bitbucket.org.helper '!oauth-token-pipe git-credential'\n",
-);
+/// The `--help` text: the usage, then every variable a user sets, from the one table.
+pub fn help() -> String {
+    let mut text = format!(
+        "oauth-token-pipe {}\n\
+         Fetch a short-lived access token, validate it, and hand it on without ever printing it.\n\
+         Configuration comes from environment variables (see README.md); no secret is ever an\n\
+         argument.\n\n\
+         Usage:\n\
+         \x20 oauth-token-pipe                      fetch (or reuse), validate, write OUTPUT_FILE\n\
+         \x20 oauth-token-pipe exec -- CMD [ARGS]   run CMD with the token in $TOKEN_VARIABLE\n\
+         \x20 oauth-token-pipe git-credential get   git credential helper for GIT_HOST (bitbucket.org)\n\
+         \x20 oauth-token-pipe check                fetch and validate; write nothing\n\
+         \x20 oauth-token-pipe status               is the token in OUTPUT_FILE still good?\n\
+         \x20 oauth-token-pipe --help | --version\n\n\
+         Variables (default in brackets):\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for var in table::VARIABLES.iter().filter(|v| v.owner != Owner::Platform) {
+        let default = if var.default.is_empty() { String::new() } else { format!(" [{}]", var.default) };
+        let owner = match var.owner {
+            Owner::Provider(p) => format!(" ({p})"),
+            Owner::Command(c) => format!(" ({c})"),
+            Owner::GitHub => " (GitHub)".to_owned(),
+            Owner::Common | Owner::Platform => String::new(),
+        };
+        text.push_str(&format!("  {:<16} {}{owner}{default}\n", var.name, var.doc));
+    }
+    text.push_str("\nExit codes:");
+    for exit in Exit::ALL {
+        text.push_str(&format!(" {} {},", exit.code(), exit.meaning()));
+    }
+    text.pop();
+    text.push_str(".\ngit: git config --global credential.https://bitbucket.org.helper '!oauth-token-pipe git-credential'\n");
+    text
+}
 
 /// Parses the arguments after the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
     use lexopt::prelude::*;
     let usage = |message: String| {
-        Error::Config(vec![format!(
-            "{message}. Run `oauth-token-pipe --help` for usage."
-        )])
+        Error::Usage(format!("{message}. Run `oauth-token-pipe --help` for usage."))
     };
     let mut parser = lexopt::Parser::from_args(args);
     let first = parser.next().map_err(|e| usage(e.to_string()))?;

@@ -2,7 +2,7 @@
 //!
 //! Callers branch on the kind of a failure only to pick the exit code, so the kinds are
 //! exactly the documented exit codes: a pipeline can tell "the credentials are wrong" (3)
-//! from "the token does not work here" (4), "Bitbucket could not be reached" (5) and "the
+//! from "the token does not work here" (4), "the provider could not be reached" (5) and "the
 //! file could not be written" (6). Each variant carries a finished, user-facing message.
 
 use std::fmt;
@@ -17,7 +17,7 @@ pub enum Exit {
     Failure = 1,
     /// The configuration (environment variables) is invalid; nothing was sent.
     Config = 2,
-    /// The token endpoint rejected the OAuth consumer's credentials or setup.
+    /// The token endpoint rejected the client's credentials or setup.
     Credentials = 3,
     /// A token was issued but failed validation or lacks a required scope.
     Validation = 4,
@@ -36,9 +36,63 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every exit code, in the order the README documents them.
+    pub const ALL: [Exit; 11] = [
+        Exit::Success,
+        Exit::Failure,
+        Exit::Config,
+        Exit::Credentials,
+        Exit::Validation,
+        Exit::Provider,
+        Exit::Output,
+        Exit::CannotExecute,
+        Exit::CommandNotFound,
+        Exit::Interrupted,
+        Exit::Terminated,
+    ];
+
     /// The numeric code handed to the operating system.
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// What the code means, in a few words (the README table and `--help` say the same).
+    pub fn meaning(self) -> &'static str {
+        // An exhaustive match: a new code cannot be added without its documentation.
+        match self {
+            Exit::Success => "ok",
+            Exit::Failure => "anything else (a bug)",
+            Exit::Config => "configuration",
+            Exit::Credentials => "credentials rejected",
+            Exit::Validation => "validation failed or token expiring",
+            Exit::Provider => "provider unreachable or unusable",
+            Exit::Output => "output not written",
+            Exit::CannotExecute => "exec: command cannot run",
+            Exit::CommandNotFound => "exec: command not found",
+            Exit::Interrupted => "SIGINT",
+            Exit::Terminated => "SIGTERM",
+        }
+    }
+}
+
+/// One configuration problem: the variable it is about and what to do, never its value when
+/// the variable holds a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The variable as the user writes it (`CLIENT_ID`).
+    pub variable: String,
+    /// On GitHub Actions, the action input that sets it (`client_id`).
+    pub input: Option<String>,
+    /// The rest of the sentence, after the variable's name.
+    pub text: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.input {
+            Some(input) => write!(f, "{} (the `{input}` input) {}", self.variable, self.text),
+            None => write!(f, "{} {}", self.variable, self.text),
+        }
     }
 }
 
@@ -46,8 +100,11 @@ impl Exit {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// One message per configuration problem, each naming its variable.
-    #[error("{}", .0.join("\n"))]
-    Config(Vec<String>),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Config(Vec<Problem>),
+    /// A usage mistake on the command line (exit 2, like a configuration problem).
+    #[error("{0}")]
+    Usage(String),
     /// The token endpoint answered with an OAuth error.
     #[error("{0}")]
     Credentials(String),
@@ -77,7 +134,7 @@ impl Error {
     /// The exit code this failure ends the process with.
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Config(_) => Exit::Config,
+            Error::Config(_) | Error::Usage(_) => Exit::Config,
             Error::Credentials(_) => Exit::Credentials,
             Error::Validation(_) => Exit::Validation,
             Error::Provider(_) => Exit::Provider,
@@ -92,10 +149,10 @@ impl Error {
     /// A short title for the failure, e.g. for a GitHub error annotation.
     pub fn title(&self) -> String {
         let what = match self {
-            Error::Config(_) => "invalid configuration",
+            Error::Config(_) | Error::Usage(_) => "invalid configuration",
             Error::Credentials(_) => "credentials rejected",
             Error::Validation(_) => "token failed validation",
-            Error::Provider(_) => "Bitbucket unreachable or unusable",
+            Error::Provider(_) => "provider unreachable or unusable",
             Error::Output(_) => "output not written",
             Error::Spawn(..) => "command could not be run",
             Error::Stopped(_) => "stopped",
@@ -107,5 +164,14 @@ impl Error {
     /// A provider failure with a plain message.
     pub fn provider(message: impl fmt::Display) -> Self {
         Error::Provider(anyhow::anyhow!("{message}"))
+    }
+
+    /// A single configuration problem about `variable`.
+    pub fn config(variable: &str, text: impl Into<String>) -> Self {
+        Error::Config(vec![Problem {
+            variable: variable.to_owned(),
+            input: None,
+            text: text.into(),
+        }])
     }
 }

@@ -1,6 +1,16 @@
-//! `oauth-token-pipe`: fetch a Bitbucket Cloud OAuth access token with the client-credentials
-//! grant, validate it with a real API call, and hand it on (a dotenv file, GitHub outputs, a
-//! child process's environment, git's credential protocol) without ever printing it.
+//! `oauth-token-pipe`: fetch a short-lived access token (today from a Bitbucket Cloud OAuth
+//! consumer), validate it with a real API call, and hand it on (a dotenv file, GitHub
+//! outputs, a child process's environment, git's credential protocol) without ever printing
+//! it.
+//!
+//! The layers, each importing only those above it in this list:
+//! - [`error`], [`report`], [`token`], [`vars`]: leaves (failures, the log, what a token
+//!   is, raw variables);
+//! - [`http`]: the client and the one way requests are sent;
+//! - [`provider`]: one folder per token source, behind the [`provider::Provider`] trait;
+//! - [`deliver`], [`store`], [`platform`]: handing the token on, reuse, which CI runs us;
+//! - [`config`]: the environment read once and parsed into each layer's section;
+//! - [`commands`] and [`cli`]: the subcommands, the only code that sees the whole config.
 //!
 //! The binary is a thin wrapper around [`run`]; everything the user sees goes through a
 //! [`report::Reporter`], and every failure is an [`error::Error`] whose kind is the exit code.
@@ -8,181 +18,22 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(missing_docs)]
 
-pub mod acquire;
 pub mod cli;
-pub mod client;
+pub mod commands;
 pub mod config;
-pub mod credential;
+pub mod deliver;
 pub mod error;
-pub mod exec;
 pub mod http;
-pub mod output;
-pub mod pipe;
 pub mod platform;
+pub mod provider;
 pub mod report;
-pub mod scope;
-pub mod status;
 pub mod store;
 pub mod token;
-pub mod validate;
+pub mod vars;
 
 use std::ffi::OsString;
-use std::future::Future;
-use std::io::{BufRead, Write};
 
-use tokio::time::Instant;
-
-use crate::cli::{Command, CredentialAction};
-use crate::config::{Config, Mode};
-use crate::error::Error;
-use crate::http::Http;
-use crate::platform::Platform;
-use crate::report::Reporter;
-
-/// Standard input and output, for the subcommands that use them (git's credential protocol,
-/// `--help`). Log lines never go here.
-pub struct Io<'a> {
-    /// What git (or a user) sends.
-    pub input: &'a mut dyn BufRead,
-    /// Where answers go.
-    pub output: &'a mut dyn Write,
-}
-
-/// Runs `command` with the given environment; returns the exit code on success (the child's
-/// for `exec`, 0 otherwise).
-pub fn run(
-    command: Command,
-    vars: impl IntoIterator<Item = (OsString, OsString)>,
-    log: &mut Reporter,
-    io: Io<'_>,
-) -> Result<u8, Error> {
-    let mode = match &command {
-        Command::Help | Command::Version => {
-            let text = if command == Command::Help {
-                cli::HELP.to_owned()
-            } else {
-                format!("oauth-token-pipe {}\n", env!("CARGO_PKG_VERSION"))
-            };
-            io.output
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::Other(e.into()))?;
-            return Ok(0);
-        }
-        Command::Pipe => Mode::Pipe,
-        Command::Exec(_) => Mode::Exec,
-        Command::Check => Mode::Check,
-        Command::Status => Mode::Status,
-        Command::GitCredential(_) => Mode::GitCredential,
-    };
-    let (raw, problems) = config::read_env(vars);
-    let platform = raw.platform();
-    if platform == Platform::GitHubActions {
-        log.enable_workflow_commands();
-    }
-    // Masked before anything else is written, even when the configuration is invalid.
-    if let Some(secret) = raw.client_secret() {
-        log.mask(secret);
-    }
-    if mode == Mode::GitCredential {
-        log.set_quiet(true);
-    } else {
-        log.info(format!("Running on {}.", platform.name()));
-    }
-    let config = &Config::for_mode(&raw, problems, mode)?;
-    log.set_debug(config.debug);
-    if config.debug {
-        log.info("Enabling debug mode.");
-    }
-    match command {
-        Command::Status => status::status(config, log).map(|()| 0),
-        Command::GitCredential(action) => {
-            let request = credential::read_request(io.input)
-                .map_err(|e| Error::Other(e.context("reading git's request")))?;
-            // Read before answering even for `store`: git writes the credential to us, and a
-            // helper that exits without reading can make that write fail.
-            if action == CredentialAction::Store {
-                return Ok(0);
-            }
-            if !credential::serves(config, &request) {
-                log.debug(|| {
-                    let field =
-                        |k: &str| request.get(k).map(String::as_str).unwrap_or("-").to_owned();
-                    format!(
-                        "Not answering for protocol {} host {} (this helper serves https://{}).",
-                        field("protocol"),
-                        field("host"),
-                        config.git_host
-                    )
-                });
-                return Ok(0);
-            }
-            if action == CredentialAction::Erase {
-                credential::erase(config, log);
-                return Ok(0);
-            }
-            let acquired = with_runtime(config, |http| async move {
-                stop_on_signal(credential::get(config, &http, log)).await
-            })?;
-            credential::answer(io.output, &acquired)
-                .map_err(|e| Error::Other(e.context("answering git")))?;
-            Ok(0)
-        }
-        Command::Pipe => with_runtime(config, |http| async move {
-            stop_on_signal(pipe::pipe(config, &http, log)).await
-        })
-        .map(|()| 0),
-        Command::Check => with_runtime(config, |http| async move {
-            stop_on_signal(status::check(config, &http, log)).await
-        })
-        .map(|()| 0),
-        Command::Exec(argv) => with_runtime(config, |http| async move {
-            exec::exec(config, &http, log, &argv).await
-        }),
-        Command::Help | Command::Version => unreachable!("answered above"),
-    }
-}
-
-/// Builds the current-thread runtime and the HTTP side (client, deadline, retries) for one run.
-fn with_runtime<T, F: Future<Output = Result<T, Error>>>(
-    config: &Config,
-    body: impl FnOnce(Http) -> F,
-) -> Result<T, Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(anyhow::Error::new(e).context("starting the async runtime")))?;
-    runtime.block_on(async {
-        let client = client::build(config).map_err(Error::Other)?;
-        body(Http::new(
-            client,
-            Instant::now() + config.timeout,
-            config.timeout,
-            config.retries,
-        ))
-        .await
-    })
-}
-
-/// Runs `work` unless SIGINT or SIGTERM arrives first. Handling them (rather than dying)
-/// lets a cancelled pipeline end with the conventional 130/143 and a clear line; and in a
-/// FROM scratch container the binary is PID 1, which ignores SIGTERM it does not handle.
-/// Files are written synchronously at the very end, so a signal never leaves half of one.
-pub(crate) async fn stop_on_signal<T>(
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return work.await;
-    };
-    tokio::select! {
-        result = work => result,
-        _ = int.recv() => Err(Error::Stopped("SIGINT")),
-        _ = term.recv() => Err(Error::Stopped("SIGTERM")),
-    }
-}
+pub use commands::{Io, run};
 
 /// Whether the log should be coloured: NO_COLOR (https://no-color.org) turns it off.
 pub fn color_from_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> bool {

@@ -22,11 +22,14 @@ fn main() -> ExitCode {
     }));
     let vars: Vec<_> = std::env::vars_os().collect();
     let color = oauth_token_pipe::color_from_env(vars.iter().cloned());
-    let mut log = Reporter::new(
-        Box::new(std::io::stderr()),
-        Box::new(std::io::stdout()),
-        color,
-    );
+    // The log and GitHub's workflow commands both go to standard error; standard output is
+    // git's answer, `--help`, or the `exec` child's.
+    let mut log = Reporter::new(Box::new(std::io::stderr()), color);
+    // The leak audit runs the test build with the log's mask off, to prove the code never
+    // formats a secret itself. A release build has no such switch.
+    if cfg!(debug_assertions) && std::env::var_os("OAUTH_TOKEN_PIPE_TEST_NO_MASK").is_some() {
+        log = log.without_mask();
+    }
     let stdin = std::io::stdin();
     let io = oauth_token_pipe::Io {
         input: &mut stdin.lock(),

@@ -1,19 +1,8 @@
-//! Which CI runs us, and the GitHub Actions side of handing the token on.
-//!
-//! One binary serves Bitbucket Pipelines (a `pipe:` step), GitHub Actions (a Docker action),
-//! GitLab CI (a job whose dotenv file becomes a `reports: dotenv` artifact) and a local
-//! shell. Only GitHub needs more than the dotenv file: outputs in `$GITHUB_OUTPUT`, optional
-//! variables in `$GITHUB_ENV` and a summary table, all in the runner's file-command formats
-//! (https://docs.github.com/actions/reference/workflow-commands-for-github-actions).
+//! Which CI runs us. One binary serves Bitbucket Pipelines (a `pipe:` step), GitHub Actions
+//! (a Docker action), GitLab CI (a job whose dotenv file becomes a `reports: dotenv`
+//! artifact) and a local shell; only the outputs and the log's workflow commands differ.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, bail};
-use secrecy::ExposeSecret;
-
-use crate::token::Token;
+use crate::vars::Raw;
 
 /// The CI system the pipe runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,16 +20,12 @@ pub enum Platform {
 impl Platform {
     /// Detects the platform from its marker variables, GitHub first: a GitHub job may well
     /// carry Bitbucket variables it mirrors, never the other way round.
-    pub fn detect(
-        github_actions: Option<&str>,
-        bitbucket_build_number: Option<&str>,
-        gitlab_ci: Option<&str>,
-    ) -> Platform {
-        if github_actions == Some("true") {
+    pub fn detect(raw: &Raw) -> Platform {
+        if raw.get("GITHUB_ACTIONS") == Some("true") {
             Platform::GitHubActions
-        } else if bitbucket_build_number.is_some_and(|b| !b.is_empty()) {
+        } else if raw.get("BITBUCKET_BUILD_NUMBER").is_some() {
             Platform::BitbucketPipelines
-        } else if gitlab_ci == Some("true") {
+        } else if raw.get("GITLAB_CI") == Some("true") {
             Platform::GitLabCi
         } else {
             Platform::Local
@@ -58,140 +43,20 @@ impl Platform {
     }
 }
 
-/// The runner's file-command files, from `GITHUB_OUTPUT`, `GITHUB_ENV`, `GITHUB_STEP_SUMMARY`.
-#[derive(Debug, Clone)]
-pub struct GitHubFiles {
-    /// Step outputs.
-    pub output: PathBuf,
-    /// Variables for later steps (used only with EXPORT_ENV).
-    pub env: Option<PathBuf>,
-    /// The step summary, Markdown.
-    pub summary: Option<PathBuf>,
-}
-
-/// Appends the step outputs `token`, `expires_at` and `scopes`, and with `export_env` the
-/// same three values as the dotenv file's variables to `$GITHUB_ENV`.
-pub fn write_github_files(
-    files: &GitHubFiles,
-    variable: &str,
-    token: &Token,
-    export_env: bool,
-) -> anyhow::Result<()> {
-    let expires_at = token
-        .expires_at
-        .map(crate::output::format_time)
-        .unwrap_or_default();
-    let scopes = token.scopes.join(",");
-    let secret = token.secret.expose_secret();
-    let outputs = [
-        ("token", secret),
-        ("expires_at", expires_at.as_str()),
-        ("scopes", scopes.as_str()),
-    ];
-    append(&files.output, "GITHUB_OUTPUT", &file_commands(&outputs)?)?;
-    if export_env {
-        let Some(env) = &files.env else {
-            bail!("EXPORT_ENV is true but GITHUB_ENV is not set")
-        };
-        let names = [
-            variable.to_owned(),
-            format!("{variable}_EXPIRES_AT"),
-            format!("{variable}_SCOPES"),
-        ];
-        let values = [
-            (names[0].as_str(), secret),
-            (names[1].as_str(), expires_at.as_str()),
-            (names[2].as_str(), scopes.as_str()),
-        ];
-        append(env, "GITHUB_ENV", &file_commands(&values)?)?;
-    }
-    Ok(())
-}
-
-/// `name<<DELIM\nvalue\nDELIM\n` for each pair, with a random delimiter checked not to occur
-/// in any value (a fixed delimiter is injectable: CVE-2022-35954).
-pub fn file_commands(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
-    let delimiter = format!(
-        "ghadelimiter_{:016x}{:016x}",
-        fastrand::u64(..),
-        fastrand::u64(..)
-    );
-    let mut text = String::new();
-    for (name, value) in pairs {
-        if name.contains(['\n', '\r', '=', '<']) || name.is_empty() {
-            bail!("{name:?} cannot be written as a GitHub file command name");
-        }
-        if value.contains(&delimiter) || name.contains(&delimiter) {
-            bail!("the value of {name} contains the file-command delimiter; refusing to write it");
-        }
-        // The runner reads lines with .NET's ReadLine, which also ends a line at a bare
-        // '\r', and it drops a final newline: such values would not read back as written.
-        if value.contains('\r') || value.ends_with('\n') {
-            bail!(
-                "the value of {name} has a carriage return or a trailing line break; refusing to write it"
-            );
-        }
-        text.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
-    }
-    Ok(text)
-}
-
-/// Appends `text` to the Markdown step summary.
-pub fn write_summary(path: &Path, text: &str) -> anyhow::Result<()> {
-    append(path, "GITHUB_STEP_SUMMARY", text)
-}
-
-fn append(path: &Path, name: &str, text: &str) -> anyhow::Result<()> {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .with_context(|| format!("cannot open {name} ({})", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.flush())
-        .with_context(|| format!("cannot write {name} ({})", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn detect(pairs: &[(&str, &str)]) -> Platform {
+        Platform::detect(&Raw::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))))
+    }
+
     #[test]
     fn detection_order() {
-        assert_eq!(
-            Platform::detect(Some("true"), Some("7"), Some("true")),
-            Platform::GitHubActions
-        );
-        assert_eq!(
-            Platform::detect(Some("false"), Some("7"), None),
-            Platform::BitbucketPipelines
-        );
-        assert_eq!(
-            Platform::detect(None, Some(""), Some("true")),
-            Platform::GitLabCi
-        );
-        assert_eq!(Platform::detect(None, None, Some("1")), Platform::Local);
-    }
-
-    #[test]
-    fn file_commands_use_a_fresh_random_delimiter() {
-        let a = file_commands(&[("token", "abc"), ("scopes", "")]).unwrap();
-        let delimiter = a.lines().next().unwrap().strip_prefix("token<<").unwrap();
-        assert!(
-            delimiter.starts_with("ghadelimiter_") && delimiter.len() == 45,
-            "{delimiter}"
-        );
-        assert_eq!(
-            a,
-            format!("token<<{delimiter}\nabc\n{delimiter}\nscopes<<{delimiter}\n\n{delimiter}\n")
-        );
-        let b = file_commands(&[("token", "abc")]).unwrap();
-        assert_ne!(b.lines().next(), a.lines().next());
-    }
-
-    #[test]
-    fn hostile_names_are_refused() {
-        assert!(file_commands(&[("a\nb", "x")]).is_err());
-        assert!(file_commands(&[("a=b", "x")]).is_err());
+        let all = [("GITHUB_ACTIONS", "true"), ("BITBUCKET_BUILD_NUMBER", "7"), ("GITLAB_CI", "true")];
+        assert_eq!(detect(&all), Platform::GitHubActions);
+        assert_eq!(detect(&[("GITHUB_ACTIONS", "false"), ("BITBUCKET_BUILD_NUMBER", "7")]), Platform::BitbucketPipelines);
+        assert_eq!(detect(&[("BITBUCKET_BUILD_NUMBER", ""), ("GITLAB_CI", "true")]), Platform::GitLabCi);
+        assert_eq!(detect(&[("GITLAB_CI", "1")]), Platform::Local);
     }
 }

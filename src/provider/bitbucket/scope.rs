@@ -30,17 +30,6 @@ const IMPLIES: &[(&str, &[&str])] = &[
     ("project", &["repository"]),
 ];
 
-/// Splits a scope list on commas and whitespace (REQUIRED_SCOPES accepts both; Bitbucket's
-/// `scope` field is space separated), dropping empty items and duplicates, keeping order.
-pub fn parse_list(text: &str) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    text.split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .filter(|s| seen.insert(*s))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Scope names are lower-case words joined by `:` (`repository:write`, `pipeline:variable`).
 pub fn is_well_formed(scope: &str) -> bool {
     !scope.is_empty()
@@ -83,16 +72,7 @@ mod tests {
     use super::*;
 
     fn list(s: &str) -> Vec<String> {
-        parse_list(s)
-    }
-
-    #[test]
-    fn parses_commas_and_spaces() {
-        assert_eq!(
-            list(" repository,pullrequest  webhook,,repository\t"),
-            ["repository", "pullrequest", "webhook"]
-        );
-        assert!(list(" , ").is_empty());
+        crate::token::parse_list(s)
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Proves the token works before anyone relies on it: one real API call, and the scope check.
+//! Proves a Bitbucket token works before anyone relies on it: one real API call.
 //!
 //! The default call is `GET /2.0/repositories/{workspace}/{slug}`, Bitbucket's own example
 //! for bearer tokens (https://support.atlassian.com/bitbucket-cloud/docs/using-access-tokens/)
@@ -9,50 +9,49 @@
 
 use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::time::Instant;
+use url::Url;
 
-use crate::config::Validation;
 use crate::error::Error;
 use crate::http::{Auth, Call, Http, Response};
+use crate::provider::Fresh;
 use crate::report::{Reporter, quote_remote};
-use crate::token::Token;
+use crate::token::{Token, Validated};
 
 /// Extra attempts after a 401, for replication lag.
 const LAG_RETRIES: u32 = 2;
 const LAG_DELAY: Duration = Duration::from_secs(1);
 
-/// What a passed validation call saw.
-pub struct Validated {
-    /// The HTTP status (2xx).
-    pub status: StatusCode,
+/// What the token is checked against after it is issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    /// `GET {API_URL}/repositories/{workspace}/{slug}`.
+    Repository {
+        /// `workspace/slug`.
+        full_name: String,
+        /// The URL built from API_URL and the name.
+        url: Url,
+    },
+    /// `GET VALIDATE_URL`.
+    Url(Url),
 }
 
-/// Whether a 401 may be replication lag: only for a token issued a moment ago.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fresh {
-    /// Just issued: retry a 401 twice, about a second apart.
-    Issued,
-    /// Reused from an earlier run: a 401 means it is no longer good.
-    Reused,
-}
-
-/// Checks that `token` carries every scope in `required`, honouring implications.
-pub fn check_scopes(token: &Token, required: &[String]) -> Result<(), Error> {
-    let missing = crate::scope::missing(required, &token.scopes);
-    if missing.is_empty() {
-        return Ok(());
+impl Validation {
+    /// The URL the validation call goes to.
+    pub fn url(&self) -> &Url {
+        match self {
+            Validation::Repository { url, .. } | Validation::Url(url) => url,
+        }
     }
-    let granted = if token.scopes.is_empty() {
-        "none".to_owned()
-    } else {
-        token.scopes.join(", ")
-    };
-    Err(Error::Validation(format!(
-        "The token lacks required scope(s): {}. Granted: {granted}.\nGive the OAuth consumer these permissions (Workspace settings > OAuth consumers > Edit), or change REQUIRED_SCOPES.",
-        missing.join(", ")
-    )))
+
+    fn what(&self) -> String {
+        match self {
+            Validation::Repository { full_name, .. } => format!("read repository {full_name}"),
+            Validation::Url(url) => format!("GET {url}"),
+        }
+    }
 }
 
 /// Makes the validation call and interprets the answer.
@@ -63,20 +62,18 @@ pub async fn call(
     http: &Http,
     log: &mut Reporter,
 ) -> Result<Validated, Error> {
-    let call = Call {
-        name: "validation call",
-        method: Method::GET,
-        url: target.url(),
-        auth: Auth::Bearer(&token.secret),
-        form: None,
-        body_has_tokens: false,
+    let variable = match target {
+        Validation::Repository { .. } => "API_URL",
+        Validation::Url(_) => "VALIDATE_URL",
     };
+    let call = Call::get("validation call", target.url(), variable, Auth::Bearer(&token.secret));
     let mut lag_retries = 0;
     loop {
         let response = http.send(&call, log).await?;
         if response.status.is_success() {
-            return Ok(Validated {
-                status: response.status,
+            return Ok(Validated::Called {
+                what: target.what(),
+                status: response.status.as_u16(),
             });
         }
         let may_lag = response.status == StatusCode::UNAUTHORIZED
@@ -98,10 +95,6 @@ pub async fn call(
 /// A non-success validation answer, worded with the API's own message and a hint.
 fn rejection(target: &Validation, response: &Response) -> Error {
     let status = response.status;
-    let what = match target {
-        Validation::Repository { full_name, .. } => format!("repository {full_name}"),
-        Validation::Url(url) => url.to_string(),
-    };
     let said = api_message(&response.body)
         .map(|m| format!(": {m}"))
         .unwrap_or_default();
@@ -122,12 +115,12 @@ fn rejection(target: &Validation, response: &Response) -> Error {
         _ => "Check VALIDATE_URL / REPOSITORY and API_URL.".to_owned(),
     };
     let mut first = match target {
-        Validation::Repository { .. } => format!(
-            "The token failed validation: GET {} for {what} answered HTTP {status}{said}",
+        Validation::Repository { full_name, .. } => format!(
+            "The token failed validation: GET {} for repository {full_name} answered HTTP {status}{said}",
             target.url()
         ),
-        Validation::Url(_) => {
-            format!("The token failed validation: GET {what} answered HTTP {status}{said}")
+        Validation::Url(url) => {
+            format!("The token failed validation: GET {url} answered HTTP {status}{said}")
         }
     };
     if !first.ends_with('.') {

@@ -3,12 +3,21 @@
 //! The library never prints: every line goes through a [`Reporter`], which formats it the way
 //! official Bitbucket pipes do (`INFO:` lines, a green `✔` on success, a red `✖` on failure,
 //! ANSI colour even without a terminal, because Bitbucket's log renders it, and none when
-//! NO_COLOR is set), and which replaces every registered secret with `***` as a last line
-//! of defence, like GitHub's log masker. Code must still never format a secret: the mask
-//! only catches the exact strings registered.
+//! NO_COLOR is set). Log lines and GitHub workflow commands share one stream, standard
+//! error: the runner reads commands from both streams of a container action, one stream
+//! keeps an `::add-mask::` ahead of the line it covers, and standard output stays free for
+//! what belongs there (git's credential answer, `--help`, an `exec` child's own output).
+//!
+//! Every registered secret is replaced by `***` in every line, as a second line of defence
+//! after [`redact::quote_remote`]: code must still never format a secret, which the test
+//! build proves by switching this mask off ([`Reporter::without_mask`]).
+
+pub mod redact;
 
 use std::fmt::Display;
 use std::io::Write;
+
+pub use redact::quote_remote;
 
 const RED: &str = "\x1b[31m";
 const GREEN: &str = "\x1b[32m";
@@ -17,47 +26,41 @@ const BLUE: &str = "\x1b[34m";
 const GREY: &str = "\x1b[90m";
 const RESET: &str = "\x1b[0m";
 
-/// Masks shorter than this are not applied: replacing every "a" would wreck the log, and no
-/// real secret or token is that short.
-const MIN_MASK_LEN: usize = 4;
-
 /// Writes the pipe's log lines, and on GitHub Actions its workflow commands.
 pub struct Reporter {
     out: Box<dyn Write>,
-    commands: Box<dyn Write>,
     workflow_commands: bool,
     color: bool,
     debug: bool,
     quiet: bool,
-    masks: Vec<String>,
+    mask: bool,
 }
 
 impl Reporter {
-    /// A reporter writing log lines to `log` (stderr) and workflow commands to `commands`
-    /// (stdout), in colour unless `color` is false.
-    pub fn new(log: Box<dyn Write>, commands: Box<dyn Write>, color: bool) -> Self {
+    /// A reporter writing to `out` (standard error), in colour unless `color` is false.
+    pub fn new(out: Box<dyn Write>, color: bool) -> Self {
         Reporter {
-            out: log,
-            commands,
+            out,
             workflow_commands: false,
             color,
             debug: false,
             quiet: false,
-            masks: Vec::new(),
+            mask: true,
         }
     }
 
-    /// Switches to GitHub Actions: secrets are also registered with `::add-mask::`, warnings
-    /// and failures also become annotations, and every line goes to the command stream, so
-    /// the runner sees an `::add-mask::` before any line that follows it (the runner reads
-    /// stdout and stderr separately and would not keep their order).
-    pub fn enable_workflow_commands(&mut self) {
-        self.workflow_commands = true;
+    /// For the leak audit only: no `***` replacement and no `::add-mask::` lines, so any
+    /// secret the code itself formats shows up in the output. The binary offers this only
+    /// in builds with debug assertions (tests), never in a release.
+    pub fn without_mask(mut self) -> Self {
+        self.mask = false;
+        self
     }
 
-    /// Whether GitHub workflow commands are written.
-    pub fn has_workflow_commands(&self) -> bool {
-        self.workflow_commands
+    /// Switches to GitHub Actions: secrets are also registered with `::add-mask::`, and
+    /// warnings and failures also become annotations.
+    pub fn enable_workflow_commands(&mut self) {
+        self.workflow_commands = true;
     }
 
     /// Keeps INFO and success lines out of the log (git prints a credential helper's
@@ -71,33 +74,27 @@ impl Reporter {
         self.debug = debug;
     }
 
-    /// Whether DEBUG lines are written.
-    pub fn is_debug(&self) -> bool {
-        self.debug
+    /// Registers a secret (and its derived forms): from now on it is written as `***`
+    /// wherever it appears, and on GitHub Actions the runner is told to mask each form too.
+    pub fn mask(&mut self, secret: &str) {
+        let added = redact::register(secret);
+        self.add_masks(&added);
     }
 
-    /// Registers a secret: from now on it is written as `***` wherever it appears, and on
-    /// GitHub Actions the runner is told to mask it too (the one line that carries it,
-    /// consumed by the runner and never shown).
-    pub fn mask(&mut self, secret: &str) {
-        // A multi-line secret is also masked line by line: log lines are matched one at a
-        // time (vault-action leaked multi-line secrets this way, GHSA-4mgv-m5cm-f9h7).
-        let mut pieces = vec![secret];
-        if secret.contains(['\n', '\r']) {
-            pieces.extend(secret.lines().map(str::trim_end));
+    /// Registers the base64 of `user:secret`, the form an HTTP Basic header carries.
+    pub fn mask_basic(&mut self, user: &str, secret: &str) {
+        let added = redact::register_basic(user, secret);
+        self.add_masks(&added);
+    }
+
+    fn add_masks(&mut self, forms: &[String]) {
+        if !(self.workflow_commands && self.mask) {
+            return;
         }
-        for piece in pieces {
-            if piece.len() < MIN_MASK_LEN || self.masks.iter().any(|m| m == piece) {
-                continue;
-            }
-            if self.workflow_commands {
-                let _ = writeln!(self.commands, "::add-mask::{}", escape_data(piece));
-                let _ = self.commands.flush();
-            }
-            self.masks.push(piece.to_owned());
+        for form in forms {
+            let _ = writeln!(self.out, "::add-mask::{}", escape_data(form));
         }
-        // Longest first, so a secret containing another is masked whole.
-        self.masks.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        let _ = self.out.flush();
     }
 
     /// An `INFO:` line.
@@ -154,55 +151,41 @@ impl Reporter {
     }
 
     fn command(&mut self, line: &str) {
-        let _ = writeln!(self.commands, "{line}");
-        let _ = self.commands.flush();
-    }
-
-    fn sink(&mut self) -> &mut dyn Write {
-        if self.workflow_commands {
-            &mut *self.commands
-        } else {
-            &mut *self.out
-        }
+        let _ = writeln!(self.out, "{line}");
+        let _ = self.out.flush();
     }
 
     fn prefixed(&mut self, color: &str, prefix: &str, message: &str) {
         let lines: Vec<String> = message.lines().map(|line| self.masked(line)).collect();
-        let color_on = self.color;
-        let out = self.sink();
         for line in lines {
-            let _ = if color_on {
-                writeln!(out, "{color}{prefix}{RESET}{line}")
+            let _ = if self.color {
+                writeln!(self.out, "{color}{prefix}{RESET}{line}")
             } else {
-                writeln!(out, "{prefix}{line}")
+                writeln!(self.out, "{prefix}{line}")
             };
         }
-        let _ = out.flush();
+        let _ = self.out.flush();
     }
 
     fn whole(&mut self, color: &str, mark: &str, message: &str) {
         let lines: Vec<String> = message.lines().map(|line| self.masked(line)).collect();
-        let color_on = self.color;
-        let out = self.sink();
         for (i, line) in lines.iter().enumerate() {
             let mark = if i == 0 { mark } else { "  " };
-            let _ = if color_on {
-                writeln!(out, "{color}{mark}{line}{RESET}")
+            let _ = if self.color {
+                writeln!(self.out, "{color}{mark}{line}{RESET}")
             } else {
-                writeln!(out, "{mark}{line}")
+                writeln!(self.out, "{mark}{line}")
             };
         }
-        let _ = out.flush();
+        let _ = self.out.flush();
     }
 
     fn masked(&self, line: &str) -> String {
-        let mut line = line.to_owned();
-        for secret in &self.masks {
-            if line.contains(secret.as_str()) {
-                line = line.replace(secret.as_str(), "***");
-            }
+        if self.mask {
+            redact::redact(line)
+        } else {
+            line.to_owned()
         }
-        line
     }
 }
 
@@ -216,24 +199,6 @@ pub fn escape_data(text: &str) -> String {
 /// Escapes a workflow command's property: the data escapes plus `:` and `,`.
 pub fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
-}
-
-/// Quotes text received from the network for the log: control characters (which could
-/// forge log lines or ANSI colours) are escaped and the text is cut to `max` characters.
-pub fn quote_remote(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -261,18 +226,28 @@ mod tests {
     #[test]
     fn masks_registered_secrets_longest_first() {
         let sink = Sink::default();
-        let mut r = Reporter::new(Box::new(sink.clone()), Box::new(Sink::default()), false);
-        r.mask("abcd");
-        r.mask("abcdefgh");
-        r.mask("ab");
-        r.info("x abcdefgh y abcd z ab");
-        assert_eq!(sink.text(), "INFO: x *** y *** z ab\n");
+        let mut r = Reporter::new(Box::new(sink.clone()), false);
+        r.mask("qwer");
+        r.mask("qwertyui");
+        r.mask("qw");
+        r.info("x qwertyui y qwer z qw");
+        assert_eq!(sink.text(), "INFO: x *** y *** z qw\n");
+    }
+
+    #[test]
+    fn without_mask_shows_what_the_code_formats() {
+        let sink = Sink::default();
+        let mut r = Reporter::new(Box::new(sink.clone()), false).without_mask();
+        r.enable_workflow_commands();
+        r.mask("unmasked-canary");
+        r.info("x unmasked-canary");
+        assert_eq!(sink.text(), "INFO: x unmasked-canary\n");
     }
 
     #[test]
     fn colour_and_plain_forms() {
         let sink = Sink::default();
-        let mut r = Reporter::new(Box::new(sink.clone()), Box::new(Sink::default()), true);
+        let mut r = Reporter::new(Box::new(sink.clone()), true);
         r.success("done");
         r.fail("title", "bad\nsecond");
         assert_eq!(
@@ -284,7 +259,7 @@ mod tests {
     #[test]
     fn debug_is_lazy_and_off_by_default() {
         let sink = Sink::default();
-        let mut r = Reporter::new(Box::new(sink.clone()), Box::new(Sink::default()), false);
+        let mut r = Reporter::new(Box::new(sink.clone()), false);
         r.debug(|| panic!("formatted while off"));
         r.set_debug(true);
         r.debug(|| "on".into());
@@ -292,33 +267,25 @@ mod tests {
     }
 
     #[test]
-    fn github_mode_masks_first_and_annotates() {
-        let (log, commands) = (Sink::default(), Sink::default());
-        let mut r = Reporter::new(Box::new(log.clone()), Box::new(commands.clone()), false);
+    fn github_mode_masks_first_and_annotates_on_one_stream() {
+        let out = Sink::default();
+        let mut r = Reporter::new(Box::new(out.clone()), false);
         r.enable_workflow_commands();
         r.mask("s3cr%t-one\nline-two");
         r.info("uses s3cr%t-one\nline-two here");
         r.warn("careful: a, b");
         r.fail("oauth-token-pipe: bad, (exit 3)", "line one\nline 100%");
-        assert_eq!(
-            log.text(),
-            "",
-            "everything goes to the command stream, in order"
+        let text = out.text();
+        assert!(
+            text.starts_with("::add-mask::s3cr%25t-one%0Aline-two\n::add-mask::s3cr%25t-one\n::add-mask::line-two\n"),
+            "{text}"
         );
-        assert_eq!(
-            commands.text(),
-            "::add-mask::s3cr%25t-one%0Aline-two\n::add-mask::s3cr%25t-one\n::add-mask::line-two\n\
-             INFO: uses ***\nINFO: *** here\nWARNING: careful: a, b\n::warning title=oauth-token-pipe::careful: a, b\n\
-             ✖ line one\n  line 100%\n::error title=oauth-token-pipe%3A bad%2C (exit 3)::line one%0Aline 100%25\n"
+        assert!(
+            text.ends_with(
+                "INFO: uses ***\nINFO: *** here\nWARNING: careful: a, b\n::warning title=oauth-token-pipe::careful: a, b\n\
+                 ✖ line one\n  line 100%\n::error title=oauth-token-pipe%3A bad%2C (exit 3)::line one%0Aline 100%25\n"
+            ),
+            "{text}"
         );
-    }
-
-    #[test]
-    fn remote_text_cannot_forge_lines() {
-        assert_eq!(
-            quote_remote("a\nINFO: b\x1b[31m", 100),
-            "a\\nINFO: b\\u{1b}[31m"
-        );
-        assert_eq!(quote_remote("abcdef", 3), "abc…");
     }
 }

@@ -1,0 +1,106 @@
+//! Token providers: each is one unit that owns everything specific to it.
+//!
+//! A provider parses its own configuration section (its variables and defaults), registers
+//! the secrets it holds, makes the token request with its client authentication, words its
+//! errors and hints, validates the token with its own call, applies its scope rules, and
+//! names its git username. Everything downstream (outputs, reuse, exec, git-credential, the
+//! reporter) sees only a [`Token`] and typed outcomes, never a provider's name in an `if`.
+//!
+//! A new provider is a new folder here plus its variables in `config::table` and one arm in
+//! [`parse`]. Shared OAuth 2.0 machinery (token responses, error bodies, client
+//! authentication) lives in [`oauth`], below the providers that use it.
+
+pub mod bitbucket;
+pub mod oauth;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::Error;
+use crate::http::Http;
+use crate::report::Reporter;
+use crate::token::{Token, Validated};
+use crate::vars::{Mode, Problems, Raw, shown};
+
+/// A boxed future, so providers can be trait objects (one current-thread runtime; no Send).
+pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// The PROVIDER values, the first being the default.
+pub const IDS: &[&str] = &["bitbucket"];
+
+/// Whether a 401 may be replication lag: only for a token issued a moment ago.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fresh {
+    /// Just issued: a 401 is retried briefly.
+    Issued,
+    /// Reused from an earlier run: a 401 means it is no longer good.
+    Reused,
+}
+
+/// How git is told to authenticate with this provider's tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Git {
+    /// The username sent with the token as password.
+    pub username: String,
+    /// The host `git-credential` answers for unless GIT_HOST says otherwise.
+    pub default_host: Option<String>,
+}
+
+/// One token source.
+pub trait Provider: fmt::Debug {
+    /// The PROVIDER value; it also namespaces the reuse key.
+    fn id(&self) -> &'static str;
+
+    /// What the log says before the token request, e.g. "Requesting an access token from
+    /// https://… (client credentials grant)...".
+    fn describe_request(&self) -> String;
+
+    /// Everything that decides which token this configuration gets (provider, endpoint,
+    /// client, audience…), never a secret; `None` when there is no client to key by (status
+    /// without CLIENT_ID). A stored token is reused only under an equal key.
+    fn reuse_key(&self) -> Option<String>;
+
+    /// The dotenv variable name unless TOKEN_VARIABLE says otherwise.
+    fn default_token_variable(&self) -> &'static str;
+
+    /// git's username and default host.
+    fn git(&self) -> Git;
+
+    /// Registers every secret the provider holds, and the forms they take on the wire,
+    /// before anything else is logged.
+    fn register_secrets(&self, log: &mut Reporter);
+
+    /// Requests a new token.
+    fn fetch<'a>(&'a self, http: &'a Http, log: &'a mut Reporter) -> Fut<'a, Result<Token, Error>>;
+
+    /// The required scopes this token lacks under the provider's rules, as an error that
+    /// says how to grant them; `Ok` lists what was required (empty when nothing was).
+    fn check_scopes(&self, token: &Token) -> Result<Vec<String>, Error>;
+
+    /// What validation will call, for the log; `None` when validation is off.
+    fn validation(&self) -> Option<String>;
+
+    /// Proves the token works with a real call (or says it was not tested).
+    fn validate<'a>(
+        &'a self,
+        token: &'a Token,
+        fresh: Fresh,
+        http: &'a Http,
+        log: &'a mut Reporter,
+    ) -> Fut<'a, Result<Validated, Error>>;
+}
+
+/// Reads PROVIDER and that provider's section.
+pub fn parse(raw: &Raw, mode: Mode, problems: &mut Problems) -> Option<Box<dyn Provider>> {
+    match raw.get("PROVIDER").unwrap_or(IDS[0]) {
+        "bitbucket" => bitbucket::Bitbucket::parse(raw, mode, problems).map(|p| Box::new(p) as _),
+        other => {
+            problems.push(
+                "PROVIDER",
+                format!("({}) is not a provider this version knows: use one of {}.", shown(other), IDS.join(", ")),
+            );
+            None
+        }
+    }
+}
