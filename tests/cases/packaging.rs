@@ -1,26 +1,33 @@
-//! The shipped artefacts, run for real: the static release binary and the FROM scratch image.
+//! The shipped artefacts, run for real: the static release binaries and the FROM scratch images.
 //!
 //! "FROM scratch" only works if the binary needs nothing from the image: no dynamic loader,
-//! no shared library, no file under /etc. These tests check the ELF headers, run the binary
-//! in a root that holds nothing but itself and a CA file, then build the real Dockerfile and
-//! run the image the way Bitbucket runs a pipe, against the fake Bitbucket on loopback.
+//! no shared library, no file under /etc. These tests check the ELF headers of both binaries
+//! (linux/amd64 and linux/arm64), run each in a root that holds nothing but itself and a CA
+//! file (the arm64 one under qemu-aarch64-static, copied into that root), run the arm64 one
+//! against the fake Bitbucket, build the real Dockerfile and run the image the way Bitbucket
+//! runs a pipe, and take apart the multi-architecture image that scripts/build-image.sh
+//! writes: each manifest's architecture against its binary, the labels against Cargo.toml,
+//! `docker load` of each architecture, and a push to and pull from a registry on loopback.
 //!
-//! They need artefacts that `cargo test` does not make: the static binary
-//! (`scripts/build-static.sh`) and a Docker engine (`scripts/docker-engine.sh start`). When
-//! one is missing, a test FAILS under CI=true (CI must provide it) and otherwise prints a
-//! `NOT RUN` line and returns: it never claims to have tested what it did not.
+//! They need artefacts that `cargo test` does not make: the static binaries
+//! (`scripts/build-static.sh all`), qemu-user-static, skopeo and docker-registry (Debian), and
+//! a Docker engine (`scripts/docker-engine.sh start`). When one is missing, a test FAILS under
+//! CI=true (CI must provide it) and otherwise prints a `NOT RUN` line and returns: it never
+//! claims to have tested what it did not.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
 
 use crate::support::fake::{self, FakeBitbucket, Setup};
 
-const TARGET: &str = "x86_64-unknown-linux-musl";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Where the Dockerfile COPYs the binary from, relative to the build context.
 const CONTEXT_BINARY: &str = "target/x86_64-unknown-linux-musl/release/oauth-token-pipe";
@@ -28,19 +35,48 @@ const CONTEXT_BINARY: &str = "target/x86_64-unknown-linux-musl/release/oauth-tok
 const CLONE_DIR: &str = "/opt/atlassian/pipelines/agent/build";
 /// A uid/gid that is not root, like the runner user a build container may run as.
 const BUILD_USER: u32 = 1000;
+/// What a pipeline pulls should stay small (issue 16): each binary, and so each image layer.
+const MAX_BINARY_BYTES: u64 = 3 * 1024 * 1024;
+
+/// One architecture the release ships.
+#[derive(Clone, Copy, Debug)]
+struct Arch {
+    /// The OCI/Docker architecture name (`linux/<name>`).
+    name: &'static str,
+    /// The Rust target the binary is built for.
+    triple: &'static str,
+    /// ELF e_machine: EM_X86_64 or EM_AARCH64.
+    machine: u16,
+}
+
+const AMD64: Arch = Arch {
+    name: "amd64",
+    triple: "x86_64-unknown-linux-musl",
+    machine: 62,
+};
+const ARM64: Arch = Arch {
+    name: "arm64",
+    triple: "aarch64-unknown-linux-musl",
+    machine: 183,
+};
+const ARCHES: [Arch; 2] = [AMD64, ARM64];
 
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `$CARGO_TARGET_DIR` (or `<manifest>/target`) + `/x86_64-unknown-linux-musl/release/...`.
-fn static_binary_path() -> PathBuf {
-    let target_dir = match std::env::var_os("CARGO_TARGET_DIR") {
+/// `$CARGO_TARGET_DIR` (or `<manifest>/target`), where scripts/build-static.sh builds.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => manifest_dir().join(dir),
         _ => manifest_dir().join("target"),
-    };
-    target_dir
-        .join(TARGET)
+    }
+}
+
+/// `<target dir>/<triple>/release/oauth-token-pipe`.
+fn static_binary_path(arch: Arch) -> PathBuf {
+    target_dir()
+        .join(arch.triple)
         .join("release")
         .join("oauth-token-pipe")
 }
@@ -57,10 +93,15 @@ fn not_run(test: &str, problem: &str, remedy: &str) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-/// The static binary, when it exists and is newer than every source file it is built from.
-fn static_binary(test: &str) -> Option<PathBuf> {
-    let path = static_binary_path();
-    let remedy = "scripts/build-static.sh";
+/// The static binary for `arch`, when it exists and is newer than every source file it is
+/// built from.
+fn static_binary(test: &str, arch: Arch) -> Option<PathBuf> {
+    let path = static_binary_path(arch);
+    let remedy = if arch.name == "amd64" {
+        "scripts/build-static.sh"
+    } else {
+        "scripts/build-static.sh all"
+    };
     let Ok(built) = fs::metadata(&path).and_then(|m| m.modified()) else {
         not_run(
             test,
@@ -82,6 +123,13 @@ fn static_binary(test: &str) -> Option<PathBuf> {
         return None;
     }
     Some(path)
+}
+
+/// Both static binaries, amd64 first, or None (having said why) when one is not there.
+fn static_binaries(test: &str) -> Option<[PathBuf; 2]> {
+    let amd64 = static_binary(test, AMD64)?;
+    let arm64 = static_binary(test, ARM64)?;
+    Some([amd64, arm64])
 }
 
 /// The most recently changed of Cargo.toml, Cargo.lock and src/**.
@@ -116,6 +164,20 @@ fn find_program(name: &str) -> Option<PathBuf> {
             fs::metadata(candidate)
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+}
+
+/// qemu's user-mode emulator for aarch64, which runs the arm64 binary on this x86-64 machine.
+/// It is itself a static binary, so it can be copied into an empty root.
+fn qemu(test: &str) -> Option<PathBuf> {
+    let found = find_program("qemu-aarch64-static");
+    if found.is_none() {
+        not_run(
+            test,
+            "qemu-aarch64-static is not installed",
+            "apt-get install qemu-user-static",
+        );
+    }
+    found
 }
 
 /// A helper program (docker, file, git) with a cleared environment but PATH.
@@ -159,16 +221,21 @@ const PT_INTERP: u32 = 3;
 const DT_NULL: u64 = 0;
 const DT_NEEDED: u64 = 1;
 
-/// What the ELF program headers say about how the binary is loaded.
+/// What the ELF headers say about the machine and how the binary is loaded.
 #[derive(Debug)]
 struct Elf {
+    /// e_machine: 62 x86-64, 183 aarch64.
+    machine: u16,
+    /// e_type: 2 ET_EXEC (fixed addresses), 3 ET_DYN (PIE or shared object).
+    kind: u16,
     /// Program header types, in order.
     segment_types: Vec<u32>,
     /// DT_NEEDED entries (shared libraries required) in the dynamic segment, if any.
     needed: usize,
 }
 
-/// Parses an x86-64 ELF64 little-endian file's program headers and dynamic segment.
+/// Parses an ELF64 little-endian file's header, program headers and dynamic segment (x86-64
+/// and aarch64 share this layout).
 fn parse_elf(bytes: &[u8]) -> Result<Elf, String> {
     let u16_at = |at: usize| -> Result<u16, String> {
         Ok(u16::from_le_bytes(
@@ -206,14 +273,12 @@ fn parse_elf(bytes: &[u8]) -> Result<Elf, String> {
             bytes[4], bytes[5]
         ));
     }
-    let machine = u16_at(0x12)?;
-    if machine != 62 {
-        return Err(format!("e_machine {machine}, not x86-64 (62)"));
-    }
     let phoff = usize::try_from(u64_at(0x20)?).map_err(|e| e.to_string())?;
     let phentsize = usize::from(u16_at(0x36)?);
     let phnum = usize::from(u16_at(0x38)?);
     let mut elf = Elf {
+        machine: u16_at(0x12)?,
+        kind: u16_at(0x10)?,
         segment_types: Vec::new(),
         needed: 0,
     };
@@ -238,17 +303,24 @@ fn parse_elf(bytes: &[u8]) -> Result<Elf, String> {
     Ok(elf)
 }
 
-/// No loader, no shared library, no dynamic section: the binary runs where nothing else
-/// exists. (.cargo/config.toml links the musl target non-PIE; a static PIE would carry a
-/// PT_DYNAMIC segment to relocate itself.) The empty-root run below proves it by running it.
-#[test]
-fn static_binary_has_no_interpreter_and_needs_no_shared_library() {
-    let test = "static_binary_has_no_interpreter_and_needs_no_shared_library";
-    let Some(binary) = static_binary(test) else {
+/// No loader, no shared library, no dynamic section, the right CPU, under 3 MiB: the binary
+/// runs where nothing else exists. (.cargo/config.toml links the musl targets non-PIE; a
+/// static PIE would carry a PT_DYNAMIC segment to relocate itself.) The empty-root runs below
+/// prove it by running it.
+fn check_static_binary(test: &str, arch: Arch) {
+    let Some(binary) = static_binary(test, arch) else {
         return;
     };
     let bytes = fs::read(&binary).unwrap();
     let elf = parse_elf(&bytes).unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+    assert_eq!(
+        elf.machine,
+        arch.machine,
+        "{} is not a linux/{} binary",
+        binary.display(),
+        arch.name
+    );
+    assert_eq!(elf.kind, 2, "{} is not ET_EXEC ({elf:?})", binary.display());
     assert!(
         !elf.segment_types.contains(&PT_INTERP),
         "{} has a PT_INTERP header: it needs a dynamic loader, which a FROM scratch image lacks ({elf:?})",
@@ -265,6 +337,12 @@ fn static_binary_has_no_interpreter_and_needs_no_shared_library() {
         "{} has a dynamic section (PT_DYNAMIC): build it with scripts/build-static.sh, which links it non-PIE ({elf:?})",
         binary.display()
     );
+    assert!(
+        bytes.len() as u64 <= MAX_BINARY_BYTES,
+        "{} is {} bytes, over 3 MiB",
+        binary.display(),
+        bytes.len()
+    );
 
     if let Some(file) = find_program("file") {
         let output = helper(&file).arg(&binary).output().expect("run file");
@@ -274,12 +352,34 @@ fn static_binary_has_no_interpreter_and_needs_no_shared_library() {
             "`file` does not call it static: {said}"
         );
         assert!(!said.contains("interpreter"), "{said}");
+        let cpu = if arch.name == "amd64" {
+            "x86-64"
+        } else {
+            "ARM aarch64"
+        };
+        assert!(said.contains(cpu), "`file` does not call it {cpu}: {said}");
     } else {
         let _ = writeln!(
             std::io::stderr(),
             "note: {test}: `file` is not installed; checked the ELF headers only"
         );
     }
+}
+
+#[test]
+fn static_binary_has_no_interpreter_and_needs_no_shared_library() {
+    check_static_binary(
+        "static_binary_has_no_interpreter_and_needs_no_shared_library",
+        AMD64,
+    );
+}
+
+#[test]
+fn arm64_static_binary_has_no_interpreter_and_needs_no_shared_library() {
+    check_static_binary(
+        "arm64_static_binary_has_no_interpreter_and_needs_no_shared_library",
+        ARM64,
+    );
 }
 
 #[test]
@@ -296,13 +396,20 @@ fn elf_parser_sees_the_loader_of_a_dynamic_binary() {
 }
 
 /// What FROM scratch means, without Docker: a root folder holding only the binary and the
-/// fake Bitbucket's CA file. The binary reaches the fake over TLS on loopback and writes its
-/// dotenv file there; nothing under /etc, no loader, no library, no certificate store.
-#[test]
-fn static_binary_runs_in_an_empty_root() {
-    let test = "static_binary_runs_in_an_empty_root";
-    let Some(binary) = static_binary(test) else {
+/// fake Bitbucket's CA file (and, for arm64, the static qemu that runs it). The binary reaches
+/// the fake over TLS on loopback and writes its dotenv file there; nothing under /etc, no
+/// loader, no library, no certificate store.
+fn run_in_an_empty_root(test: &str, arch: Arch) {
+    let Some(binary) = static_binary(test, arch) else {
         return;
+    };
+    let emulator = if arch.name == "arm64" {
+        match qemu(test) {
+            Some(qemu) => Some(qemu),
+            None => return,
+        }
+    } else {
+        None
     };
     let enter: Vec<OsString> = if is_root() {
         match find_program("chroot") {
@@ -343,15 +450,20 @@ fn static_binary_runs_in_an_empty_root() {
     let root = tempfile::tempdir().unwrap();
     fs::copy(&binary, root.path().join("oauth-token-pipe")).unwrap();
     fs::copy(server.ca_file(), root.path().join("ca.pem")).unwrap();
-    assert_eq!(
-        crate::support::listing(root.path()),
-        ["ca.pem", "oauth-token-pipe"]
-    );
+    let mut expected = vec!["ca.pem", "oauth-token-pipe"];
+    if let Some(qemu) = &emulator {
+        fs::copy(qemu, root.path().join("qemu-aarch64-static")).unwrap();
+        expected.push("qemu-aarch64-static");
+    }
+    assert_eq!(crate::support::listing(root.path()), expected);
 
     let (program, args) = enter.split_first().unwrap();
-    let output = Command::new(program)
-        .args(args)
-        .arg(root.path())
+    let mut cmd = Command::new(program);
+    cmd.args(args).arg(root.path());
+    if emulator.is_some() {
+        cmd.arg("/qemu-aarch64-static");
+    }
+    let output = cmd
         .arg("/oauth-token-pipe")
         // Nothing from this machine: only what the pipe needs.
         .env_clear()
@@ -381,9 +493,11 @@ fn static_binary_runs_in_an_empty_root() {
         "one token request and one validation call"
     );
 
+    expected.push("oauth-token.env");
+    expected.sort();
     assert_eq!(
         crate::support::listing(root.path()),
-        ["ca.pem", "oauth-token-pipe", "oauth-token.env"],
+        expected,
         "the dotenv file appears in the root, and nothing else"
     );
     let written = fs::read_to_string(root.path().join("oauth-token.env")).unwrap();
@@ -393,6 +507,87 @@ fn static_binary_runs_in_an_empty_root() {
     );
 }
 
+#[test]
+fn static_binary_runs_in_an_empty_root() {
+    run_in_an_empty_root("static_binary_runs_in_an_empty_root", AMD64);
+}
+
+#[test]
+fn arm64_static_binary_runs_in_an_empty_root_under_qemu() {
+    run_in_an_empty_root(
+        "arm64_static_binary_runs_in_an_empty_root_under_qemu",
+        ARM64,
+    );
+}
+
+/// The arm64 binary under qemu, configured exactly as `support::pipe` configures the binary
+/// under test (its environment and working directory, copied), against the fake Bitbucket:
+/// the token is fetched, validated and written; with a wrong secret it exits 3 and writes
+/// nothing. What the whole suite proves of the amd64 build, in short, for the arm64 one.
+#[test]
+fn arm64_binary_under_qemu_fetches_a_token_and_refuses_a_wrong_secret() {
+    let test = "arm64_binary_under_qemu_fetches_a_token_and_refuses_a_wrong_secret";
+    let Some(binary) = static_binary(test, ARM64) else {
+        return;
+    };
+    let Some(qemu) = qemu(test) else {
+        return;
+    };
+    let server = FakeBitbucket::start_default();
+    let setup = server.setup();
+    let under_qemu = |dir: &Path, secret: &str| -> Output {
+        let template = crate::support::pipe_std(&server, dir);
+        let mut cmd = Command::new(&qemu);
+        cmd.arg(&binary).env_clear();
+        for (name, value) in template.get_envs() {
+            if let Some(value) = value {
+                cmd.env(name, value);
+            }
+        }
+        cmd.env("CLIENT_SECRET", secret)
+            .current_dir(template.get_current_dir().unwrap_or(dir))
+            .output()
+            .expect("run qemu-aarch64-static")
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = under_qemu(dir.path(), &setup.client_secret);
+    let log = describe(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("Access token written to oauth-token.env"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&setup.token) && !log.contains(&setup.client_secret),
+        "a secret reached the log: {log}"
+    );
+    let written = fs::read_to_string(dir.path().join("oauth-token.env")).unwrap();
+    assert_eq!(
+        written.lines().next(),
+        Some(format!("BITBUCKET_ACCESS_TOKEN={}", setup.token).as_str())
+    );
+    assert_eq!(
+        fs::metadata(dir.path().join("oauth-token.env"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(server.requests().len(), 2, "{:?}", server.requests());
+
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = unique("wrong-secret");
+    let output = under_qemu(dir.path(), &wrong);
+    let log = describe(&output);
+    assert_eq!(output.status.code(), Some(3), "{log}");
+    assert!(log.contains("Invalid OAuth client credentials"), "{log}");
+    assert!(!log.contains(&wrong), "the secret reached the log: {log}");
+    assert!(
+        crate::support::listing(dir.path()).is_empty(),
+        "nothing is written"
+    );
+}
 /// A Docker engine answering `docker info`, or why not.
 fn docker(test: &str) -> Option<PathBuf> {
     let remedy = "scripts/docker-engine.sh start";
@@ -566,7 +761,7 @@ fn run_pipe(
 #[test]
 fn image_runs_the_way_bitbucket_runs_a_pipe() {
     let test = "image_runs_the_way_bitbucket_runs_a_pipe";
-    let Some(binary) = static_binary(test) else {
+    let Some(binary) = static_binary(test, AMD64) else {
         return;
     };
     let Some(docker) = docker(test) else {
@@ -729,4 +924,689 @@ fn docker_build_context_is_the_binary_alone() {
         copies,
         [format!("COPY {CONTEXT_BINARY} /oauth-token-pipe").as_str()]
     );
+}
+
+/// One member of a tar archive.
+#[derive(Debug)]
+struct TarEntry {
+    /// ustar typeflag: b'0' (or 0) a file, b'5' a folder.
+    kind: u8,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    data: Vec<u8>,
+}
+
+/// The members of a ustar archive (what GNU tar's --format=ustar and Docker write), by path;
+/// a few lines here instead of a tar crate the tests would need for nothing else.
+fn untar(bytes: &[u8]) -> BTreeMap<String, TarEntry> {
+    let field = |header: &[u8], range: std::ops::Range<usize>| -> String {
+        let raw = &header[range];
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        String::from_utf8_lossy(&raw[..end]).trim().to_owned()
+    };
+    let octal = |header: &[u8], range: std::ops::Range<usize>| -> u64 {
+        let digits = field(header, range);
+        u64::from_str_radix(&digits, 8).unwrap_or_else(|_| panic!("bad octal field {digits:?}"))
+    };
+    let mut entries = BTreeMap::new();
+    let mut at = 0;
+    while at + 512 <= bytes.len() {
+        let header = &bytes[at..at + 512];
+        if header.iter().all(|&b| b == 0) {
+            break;
+        }
+        let name = field(header, 0..100);
+        let prefix = field(header, 345..500);
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let size = usize::try_from(octal(header, 124..136)).unwrap();
+        let data = bytes[at + 512..at + 512 + size].to_vec();
+        entries.insert(
+            path.trim_end_matches('/').to_owned(),
+            TarEntry {
+                kind: header[156],
+                mode: u32::try_from(octal(header, 100..108)).unwrap(),
+                uid: octal(header, 108..116),
+                gid: octal(header, 116..124),
+                data,
+            },
+        );
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    entries
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let gzip = find_program("gzip").expect("gzip is installed");
+    let mut child = helper(&gzip)
+        .arg("-dc")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run gzip");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = bytes.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&input));
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(output.status.success(), "gzip -dc: {}", describe(&output));
+    output.stdout
+}
+
+/// The image's repository as pipe.yml names it (`image: NAME:VERSION`).
+fn image_name() -> String {
+    let pipe = fs::read_to_string(manifest_dir().join("pipe.yml")).unwrap();
+    let image = pipe
+        .lines()
+        .find_map(|l| l.strip_prefix("image: "))
+        .expect("pipe.yml names an image");
+    image.rsplit_once(':').unwrap().0.to_owned()
+}
+
+/// The Dockerfile's LABELs, with ${VERSION} replaced by the crate version.
+fn dockerfile_labels() -> BTreeMap<String, String> {
+    let dockerfile = fs::read_to_string(manifest_dir().join("Dockerfile")).unwrap();
+    let mut labels = BTreeMap::new();
+    let mut in_label = false;
+    for line in dockerfile.lines() {
+        let line = line.trim();
+        let rest = match line.strip_prefix("LABEL ") {
+            Some(rest) => rest,
+            None if in_label => line,
+            None => continue,
+        };
+        in_label = rest.ends_with('\\');
+        let pair = rest.trim_end_matches('\\').trim();
+        let (key, value) = pair.split_once('=').expect("LABEL key=\"value\"");
+        labels.insert(
+            key.to_owned(),
+            value.trim_matches('"').replace("${VERSION}", VERSION),
+        );
+    }
+    labels
+}
+
+/// The multi-architecture image, written by scripts/build-image.sh into `out`.
+struct MultiArch {
+    /// The image index's digest, `sha256:...`, as the script printed it.
+    digest: String,
+    /// oauth-token-pipe-V.oci.tar
+    archive: PathBuf,
+    /// oauth-token-pipe-V-linux-{amd64,arm64}.docker.tar, in ARCHES order.
+    docker_archives: [PathBuf; 2],
+}
+
+fn build_multi_arch(out: &Path, source_date_epoch: Option<&str>) -> MultiArch {
+    let bash = find_program("bash").expect("bash is installed");
+    let mut cmd = helper(&bash);
+    cmd.arg("scripts/build-image.sh")
+        .arg("--out")
+        .arg(out)
+        .current_dir(manifest_dir());
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        cmd.env("CARGO_TARGET_DIR", dir);
+    }
+    if let Some(epoch) = source_date_epoch {
+        cmd.env("SOURCE_DATE_EPOCH", epoch);
+    }
+    let output = cmd.output().expect("run scripts/build-image.sh");
+    assert!(
+        output.status.success(),
+        "build-image: {}",
+        describe(&output)
+    );
+    let digest = text(&output.stdout).trim().to_owned();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "build-image printed {digest:?}"
+    );
+    let name = env!("CARGO_PKG_NAME");
+    MultiArch {
+        digest,
+        archive: out.join(format!("{name}-{VERSION}.oci.tar")),
+        docker_archives: ARCHES
+            .map(|arch| out.join(format!("{name}-{VERSION}-linux-{}.docker.tar", arch.name))),
+    }
+}
+
+fn json_blob(files: &BTreeMap<String, TarEntry>, digest: &str) -> Value {
+    let path = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+    let blob = files
+        .get(&path)
+        .unwrap_or_else(|| panic!("the archive lacks {path}"));
+    serde_json::from_slice(&blob.data).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What one architecture's image is made of, by digest.
+#[derive(Debug, PartialEq)]
+struct ImageParts {
+    manifest: String,
+    config: String,
+    layer: String,
+}
+
+/// The OCI archive that build-image.sh writes, taken apart and checked against the binaries,
+/// the Dockerfile and Cargo.toml; returns each architecture's manifest, config and layer.
+fn check_oci_archive(image: &MultiArch, binaries: &[PathBuf; 2]) -> [ImageParts; 2] {
+    let files = untar(&fs::read(&image.archive).unwrap());
+    let layout: Value = serde_json::from_slice(&files["oci-layout"].data).unwrap();
+    assert_eq!(layout["imageLayoutVersion"], "1.0.0");
+    for (path, entry) in &files {
+        if let Some(digest) = path.strip_prefix("blobs/sha256/") {
+            assert_eq!(sha256_hex(&entry.data), digest, "{path} is not its digest");
+        }
+    }
+
+    let top: Value = serde_json::from_slice(&files["index.json"].data).unwrap();
+    let entries = top["manifests"].as_array().expect("index.json manifests");
+    assert_eq!(entries.len(), 1, "one image in the layout: {top}");
+    let entry = &entries[0];
+    assert_eq!(
+        entry["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(entry["digest"], image.digest.as_str());
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        VERSION
+    );
+    assert_eq!(
+        entry["annotations"]["io.containerd.image.name"],
+        format!("docker.io/{}:{VERSION}", image_name()).as_str()
+    );
+
+    let index = json_blob(&files, &image.digest);
+    assert_eq!(index["schemaVersion"], 2);
+    let manifests = index["manifests"].as_array().expect("index manifests");
+    let platforms: Vec<String> = manifests
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+
+    let expected_labels: BTreeMap<String, String> = [
+        ("org.opencontainers.image.title", env!("CARGO_PKG_NAME")),
+        (
+            "org.opencontainers.image.description",
+            env!("CARGO_PKG_DESCRIPTION"),
+        ),
+        (
+            "org.opencontainers.image.source",
+            env!("CARGO_PKG_REPOSITORY"),
+        ),
+        ("org.opencontainers.image.version", VERSION),
+        (
+            "org.opencontainers.image.licenses",
+            env!("CARGO_PKG_LICENSE"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(
+        dockerfile_labels(),
+        expected_labels,
+        "the Dockerfile's labels vs Cargo.toml"
+    );
+
+    let mut parts = Vec::new();
+    for ((entry, arch), binary) in manifests.iter().zip(ARCHES).zip(binaries) {
+        let digest = entry["digest"].as_str().unwrap();
+        let blob = &files[&format!("blobs/sha256/{}", &digest[7..])];
+        assert_eq!(entry["size"], blob.data.len());
+        let manifest = json_blob(&files, digest);
+        assert_eq!(
+            manifest["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        let config_digest = manifest["config"]["digest"].as_str().unwrap();
+        let config = json_blob(&files, config_digest);
+        assert_eq!(
+            config["architecture"], arch.name,
+            "the {} manifest's config",
+            arch.name
+        );
+        assert_eq!(config["os"], "linux");
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!(["/oauth-token-pipe"])
+        );
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(config["config"]["Labels"].clone()).unwrap();
+        assert_eq!(
+            labels, expected_labels,
+            "{}: the image's labels are the Dockerfile's",
+            arch.name
+        );
+
+        let layers = manifest["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1, "FROM scratch plus the binary is one layer");
+        assert_eq!(
+            layers[0]["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        let layer_digest = layers[0]["digest"].as_str().unwrap();
+        let compressed = &files[&format!("blobs/sha256/{}", &layer_digest[7..])].data;
+        let layer = gunzip(compressed);
+        assert_eq!(
+            config["rootfs"]["diff_ids"],
+            serde_json::json!([format!("sha256:{}", sha256_hex(&layer))])
+        );
+        let contents = untar(&layer);
+        assert_eq!(
+            contents.keys().collect::<Vec<_>>(),
+            ["oauth-token-pipe"],
+            "the {} layer holds the binary alone",
+            arch.name
+        );
+        let file = &contents["oauth-token-pipe"];
+        assert!(matches!(file.kind, b'0' | 0), "{file:?}");
+        assert_eq!(
+            (file.mode & 0o7777, file.uid, file.gid),
+            (0o755, 0, 0),
+            "root's, executable"
+        );
+        assert!(
+            file.data == fs::read(binary).unwrap(),
+            "the {} layer's binary is not {}",
+            arch.name,
+            binary.display()
+        );
+        let elf = parse_elf(&file.data).unwrap();
+        assert_eq!(
+            elf.machine, arch.machine,
+            "the linux/{} image holds a binary for ELF machine {}",
+            arch.name, elf.machine
+        );
+        parts.push(ImageParts {
+            manifest: digest.to_owned(),
+            config: config_digest.to_owned(),
+            layer: layer_digest.to_owned(),
+        });
+    }
+    parts.try_into().unwrap()
+}
+
+/// The image index, built from both binaries without an engine or registry: one entry per
+/// architecture, each manifest's config naming the architecture of the binary in its one
+/// layer (ELF e_machine 62 for amd64, 183 for arm64), the Dockerfile's entrypoint and labels,
+/// which are Cargo.toml's; the per-architecture `docker load` archives hold the same blobs;
+/// and a second build gives the same bytes.
+#[test]
+fn multi_arch_image_holds_each_binary_under_its_architecture_with_the_crates_labels() {
+    let test = "multi_arch_image_holds_each_binary_under_its_architecture_with_the_crates_labels";
+    let Some(binaries) = static_binaries(test) else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let image = build_multi_arch(out.path(), None);
+    let parts = check_oci_archive(&image, &binaries);
+
+    let name = format!("{}:{VERSION}", image_name());
+    for ((archive, arch), part) in image.docker_archives.iter().zip(ARCHES).zip(&parts) {
+        let files = untar(&fs::read(archive).unwrap());
+        let manifest: Value = serde_json::from_slice(&files["manifest.json"].data).unwrap();
+        assert_eq!(
+            manifest,
+            serde_json::json!([{
+                "Config": format!("blobs/sha256/{}", &part.config[7..]),
+                "RepoTags": [name],
+                "Layers": [format!("blobs/sha256/{}", &part.layer[7..])],
+            }]),
+            "{}",
+            archive.display()
+        );
+        let index: Value = serde_json::from_slice(&files["index.json"].data).unwrap();
+        assert_eq!(index["manifests"][0]["digest"], part.manifest.as_str());
+        assert_eq!(index["manifests"][0]["platform"]["architecture"], arch.name);
+        let blobs: Vec<&String> = files
+            .keys()
+            .filter(|p| p.starts_with("blobs/sha256/") && files[*p].kind != b'5')
+            .collect();
+        assert_eq!(blobs.len(), 3, "manifest, config and layer: {blobs:?}");
+    }
+
+    let again = tempfile::tempdir().unwrap();
+    let rebuilt = build_multi_arch(again.path(), None);
+    assert_eq!(rebuilt.digest, image.digest, "the image is reproducible");
+    for (first, second) in [(&image.archive, &rebuilt.archive)]
+        .into_iter()
+        .chain(image.docker_archives.iter().zip(&rebuilt.docker_archives))
+    {
+        assert!(
+            fs::read(first).unwrap() == fs::read(second).unwrap(),
+            "{} differs between two builds",
+            first.display()
+        );
+    }
+}
+
+/// Images this test put in the engine, removed when dropped; a tag the test moved is put back.
+struct Loaded {
+    docker: PathBuf,
+    ids: Vec<String>,
+    restore: Option<(String, String)>,
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        let keep = self.restore.as_ref().map(|(id, _)| id.as_str());
+        for id in &self.ids {
+            if Some(id.as_str()) != keep {
+                let _ = helper(&self.docker)
+                    .args(["image", "rm", "--force", id])
+                    .output();
+            }
+        }
+        if let Some((id, tag)) = &self.restore {
+            let _ = helper(&self.docker).args(["tag", id, tag]).output();
+        }
+    }
+}
+
+/// The image ID a reference names in the engine, if any.
+fn image_id(docker: &Path, reference: &str) -> Option<String> {
+    let output = helper(docker)
+        .args(["image", "inspect", "--format", "{{.Id}}", reference])
+        .output()
+        .expect("run docker image inspect");
+    output
+        .status
+        .success()
+        .then(|| text(&output.stdout).trim().to_owned())
+}
+
+fn inspect(docker: &Path, reference: &str) -> Value {
+    let output = helper(docker)
+        .args(["image", "inspect", "--format", "{{json .}}", reference])
+        .output()
+        .expect("run docker image inspect");
+    assert!(output.status.success(), "{}", describe(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Each architecture's archive goes into the engine with `docker load` under the tag pipe.yml
+/// names, as the image whose ID is its config's digest, for its architecture; and the amd64
+/// one, which this machine runs, works as Bitbucket runs a pipe.
+#[test]
+fn each_architecture_docker_loads_and_the_amd64_image_runs_as_a_pipe() {
+    let test = "each_architecture_docker_loads_and_the_amd64_image_runs_as_a_pipe";
+    let Some(binaries) = static_binaries(test) else {
+        return;
+    };
+    let Some(docker) = docker(test) else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let image = build_multi_arch(out.path(), None);
+    let parts = check_oci_archive(&image, &binaries);
+    let name = format!("{}:{VERSION}", image_name());
+    let mut loaded = Loaded {
+        docker: docker.clone(),
+        ids: Vec::new(),
+        restore: image_id(&docker, &name).map(|id| (id, name.clone())),
+    };
+
+    let mut amd64 = None;
+    for ((archive, arch), part) in image.docker_archives.iter().zip(ARCHES).zip(&parts) {
+        let output = helper(&docker)
+            .args(["load", "--input"])
+            .arg(archive)
+            .output()
+            .expect("run docker load");
+        assert!(
+            output.status.success(),
+            "docker load: {}",
+            describe(&output)
+        );
+        assert!(
+            text(&output.stdout).contains(&format!("Loaded image: {name}")),
+            "{}",
+            describe(&output)
+        );
+        loaded.ids.push(part.config.clone());
+        assert_eq!(
+            image_id(&docker, &name).as_deref(),
+            Some(part.config.as_str())
+        );
+        let inspected = inspect(&docker, &part.config);
+        assert_eq!(inspected["Architecture"], arch.name);
+        assert_eq!(inspected["Os"], "linux");
+        assert_eq!(
+            inspected["Config"]["Labels"]["org.opencontainers.image.version"],
+            VERSION
+        );
+        assert_eq!(
+            inspected["Config"]["Entrypoint"],
+            serde_json::json!(["/oauth-token-pipe"])
+        );
+        if arch.name == "amd64" {
+            // A tag of this test's own, so that loading arm64 next does not take it away.
+            let tagged = Image {
+                docker: docker.clone(),
+                tag: format!("oauth-token-pipe-test:{}", unique("loaded")),
+            };
+            let output = helper(&docker)
+                .args(["tag", &part.config, &tagged.tag])
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{}", describe(&output));
+            amd64 = Some(tagged);
+        }
+    }
+
+    let amd64 = amd64.unwrap();
+    let server = FakeBitbucket::start(Setup {
+        client_secret: unique("loaded-secret"),
+        token: fake::jwt_like("loaded-image-token"),
+        ..Setup::default()
+    });
+    let setup = server.setup();
+    let clone = clone_dir();
+    let token_url = server.token_url();
+    let api_url = server.api_url();
+    let output = run_pipe(
+        &amd64,
+        clone.path(),
+        server.ca_file(),
+        &[
+            ("CLIENT_ID", &setup.client_id),
+            ("CLIENT_SECRET", &setup.client_secret),
+            ("TOKEN_URL", &token_url),
+            ("API_URL", &api_url),
+        ],
+    );
+    let log = describe(&output);
+    assert_eq!(output.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("Access token written to oauth-token.env"),
+        "{log}"
+    );
+    let written = fs::read_to_string(clone.path().join("oauth-token.env")).unwrap();
+    assert_eq!(
+        written.lines().next(),
+        Some(format!("BITBUCKET_ACCESS_TOKEN={}", setup.token).as_str())
+    );
+}
+
+/// A docker-registry (Debian's Distribution registry) on loopback, stopped when dropped.
+struct Registry {
+    child: Child,
+    address: String,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start(program: &Path) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        // A port the kernel just handed out and that nothing holds now; the registry binds it
+        // a moment later (it takes no port 0).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(dir.path().join("log")).unwrap();
+        let child = helper(program)
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry");
+        let mut registry = Registry {
+            child,
+            address,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(&registry.address).is_err() {
+            if let Ok(Some(status)) = registry.child.try_wait() {
+                panic!(
+                    "docker-registry exited ({status}): {}",
+                    fs::read_to_string(registry.dir.path().join("log")).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "docker-registry did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The release's push (scripts/push-image.sh) against a real registry on loopback: the tag
+/// then names this build's image index, digest unchanged; `docker pull --platform` gets each
+/// architecture's image from it; pushing the same build again changes nothing, and pushing a
+/// different build under the same tag is refused.
+#[test]
+fn multi_arch_image_pushes_to_a_registry_and_pulls_for_each_platform() {
+    let test = "multi_arch_image_pushes_to_a_registry_and_pulls_for_each_platform";
+    let Some(binaries) = static_binaries(test) else {
+        return;
+    };
+    let Some(docker) = docker(test) else {
+        return;
+    };
+    let mut tools = Vec::new();
+    for (program, package) in [("skopeo", "skopeo"), ("docker-registry", "docker-registry")] {
+        match find_program(program) {
+            Some(path) => tools.push(path),
+            None => {
+                return not_run(
+                    test,
+                    &format!("{program} is not installed"),
+                    &format!("apt-get install {package}"),
+                );
+            }
+        }
+    }
+    let registry = Registry::start(&tools[1]);
+    let out = tempfile::tempdir().unwrap();
+    // Its own SOURCE_DATE_EPOCH, so its images are not the ones the `docker load` test,
+    // running at the same time, removes from the engine by ID.
+    let image = build_multi_arch(out.path(), Some("2"));
+    let parts = check_oci_archive(&image, &binaries);
+    let reference = format!("{}/{}:{VERSION}", registry.address, image_name());
+
+    let bash = find_program("bash").unwrap();
+    let push = |archive: &Path| -> Output {
+        helper(&bash)
+            .arg("scripts/push-image.sh")
+            .arg(archive)
+            .arg(&reference)
+            .env("PUSH_TLS_VERIFY", "false")
+            .current_dir(manifest_dir())
+            .output()
+            .expect("run scripts/push-image.sh")
+    };
+    let output = push(&image.archive);
+    assert!(output.status.success(), "push: {}", describe(&output));
+    assert_eq!(text(&output.stdout).trim(), image.digest);
+
+    let mut loaded = Loaded {
+        docker: docker.clone(),
+        ids: Vec::new(),
+        restore: None,
+    };
+    for (arch, part) in ARCHES.iter().zip(&parts) {
+        let output = helper(&docker)
+            .args(["pull", "--quiet", "--platform"])
+            .arg(format!("linux/{}", arch.name))
+            .arg(&reference)
+            .output()
+            .expect("run docker pull");
+        assert!(
+            output.status.success(),
+            "docker pull: {}",
+            describe(&output)
+        );
+        loaded.ids.push(part.config.clone());
+        let inspected = inspect(&docker, &reference);
+        assert_eq!(inspected["Id"], part.config.as_str(), "linux/{}", arch.name);
+        assert_eq!(inspected["Architecture"], arch.name);
+        // The engine records REPO@INDEX-DIGEST on the first image it pulled through it
+        // only (one such name names one local image), so on the amd64 one.
+        if arch.name == "amd64" {
+            let repo_digests = inspected["RepoDigests"].to_string();
+            assert!(
+                repo_digests.contains(&image.digest),
+                "pulled by the index digest: {repo_digests}"
+            );
+        }
+    }
+
+    let output = push(&image.archive);
+    assert!(output.status.success(), "push again: {}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("nothing to push"),
+        "{}",
+        describe(&output)
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let different = build_multi_arch(other.path(), Some("3"));
+    assert_ne!(different.digest, image.digest);
+    let output = push(&different.archive);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    assert!(
+        text(&output.stderr).contains("refusing to replace a published version"),
+        "{}",
+        describe(&output)
+    );
+    drop(loaded);
 }
