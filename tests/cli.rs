@@ -15,4 +15,5 @@ mod cases {
     mod packaging;
     mod pipe;
     mod pipe_yml;
+    mod release;
 }
