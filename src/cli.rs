@@ -56,8 +56,15 @@ pub fn help() -> String {
          Variables (default in brackets):\n",
         env!("CARGO_PKG_VERSION")
     );
-    for var in table::VARIABLES.iter().filter(|v| v.owner != Owner::Platform) {
-        let default = if var.default.is_empty() { String::new() } else { format!(" [{}]", var.default) };
+    for var in table::VARIABLES
+        .iter()
+        .filter(|v| v.owner != Owner::Platform)
+    {
+        let default = if var.default.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", var.default)
+        };
         let owner = match var.owner {
             Owner::Provider(p) => format!(" ({p})"),
             Owner::Command(c) => format!(" ({c})"),
@@ -79,7 +86,9 @@ pub fn help() -> String {
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
     use lexopt::prelude::*;
     let usage = |message: String| {
-        Error::Usage(format!("{message}. Run `oauth-token-pipe --help` for usage."))
+        Error::Usage(format!(
+            "{message}. Run `oauth-token-pipe --help` for usage."
+        ))
     };
     let mut parser = lexopt::Parser::from_args(args);
     let first = parser.next().map_err(|e| usage(e.to_string()))?;

@@ -175,3 +175,33 @@ impl Error {
         }])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_exit_code_once_in_order() {
+        // An exhaustive match: a new variant does not compile until it is placed here, and
+        // the loop then fails until ALL lists it in the same place.
+        let position = |e: Exit| match e {
+            Exit::Success => 0,
+            Exit::Failure => 1,
+            Exit::Config => 2,
+            Exit::Credentials => 3,
+            Exit::Validation => 4,
+            Exit::Provider => 5,
+            Exit::Output => 6,
+            Exit::CannotExecute => 7,
+            Exit::CommandNotFound => 8,
+            Exit::Interrupted => 9,
+            Exit::Terminated => 10,
+        };
+        for (i, exit) in Exit::ALL.iter().enumerate() {
+            assert_eq!(position(*exit), i, "{exit:?}");
+        }
+        let mut codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), Exit::ALL.len());
+    }
+}

@@ -48,15 +48,27 @@ mod tests {
     use super::*;
 
     fn detect(pairs: &[(&str, &str)]) -> Platform {
-        Platform::detect(&Raw::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))))
+        Platform::detect(&Raw::new(
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        ))
     }
 
     #[test]
     fn detection_order() {
-        let all = [("GITHUB_ACTIONS", "true"), ("BITBUCKET_BUILD_NUMBER", "7"), ("GITLAB_CI", "true")];
+        let all = [
+            ("GITHUB_ACTIONS", "true"),
+            ("BITBUCKET_BUILD_NUMBER", "7"),
+            ("GITLAB_CI", "true"),
+        ];
         assert_eq!(detect(&all), Platform::GitHubActions);
-        assert_eq!(detect(&[("GITHUB_ACTIONS", "false"), ("BITBUCKET_BUILD_NUMBER", "7")]), Platform::BitbucketPipelines);
-        assert_eq!(detect(&[("BITBUCKET_BUILD_NUMBER", ""), ("GITLAB_CI", "true")]), Platform::GitLabCi);
+        assert_eq!(
+            detect(&[("GITHUB_ACTIONS", "false"), ("BITBUCKET_BUILD_NUMBER", "7")]),
+            Platform::BitbucketPipelines
+        );
+        assert_eq!(
+            detect(&[("BITBUCKET_BUILD_NUMBER", ""), ("GITLAB_CI", "true")]),
+            Platform::GitLabCi
+        );
         assert_eq!(detect(&[("GITLAB_CI", "1")]), Platform::Local);
     }
 }

@@ -42,7 +42,14 @@ impl Settings {
     /// Reads REUSE and MIN_VALIDITY, and with `cache` XDG_CACHE_HOME or HOME.
     pub fn parse(raw: &Raw, cache: bool, problems: &mut Problems) -> Settings {
         let reuse = vars::boolean(raw, "REUSE", true, problems);
-        let min_validity = vars::number(raw, "MIN_VALIDITY", DEFAULT_MIN_VALIDITY_SECS, (0, 86_400), "seconds", problems);
+        let min_validity = vars::number(
+            raw,
+            "MIN_VALIDITY",
+            DEFAULT_MIN_VALIDITY_SECS,
+            (0, 86_400),
+            "seconds",
+            problems,
+        );
         let cache = cache.then(|| cache_folder(raw, problems)).flatten();
         Settings {
             reuse,
@@ -69,7 +76,10 @@ fn cache_folder(raw: &Raw, problems: &mut Problems) -> Option<PathBuf> {
 /// The first 16 hex digits of SHA-256 of `key`: names the configuration, reveals nothing.
 pub fn fingerprint(key: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    digest.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The cache file for `key` in `folder`, after making sure the folder is ours and 0700.
@@ -79,12 +89,20 @@ pub fn cache_file(folder: &Path, key: &str) -> anyhow::Result<PathBuf> {
         .mode(0o700)
         .create(folder)
         .with_context(|| format!("cannot create the cache folder {}", folder.display()))?;
-    let meta = std::fs::symlink_metadata(folder).with_context(|| format!("cannot inspect {}", folder.display()))?;
+    let meta = std::fs::symlink_metadata(folder)
+        .with_context(|| format!("cannot inspect {}", folder.display()))?;
     if !meta.is_dir() {
-        bail!("the cache folder {} is not a folder (a symbolic link?); remove it", folder.display());
+        bail!(
+            "the cache folder {} is not a folder (a symbolic link?); remove it",
+            folder.display()
+        );
     }
     if meta.uid() != safe_fs::euid() {
-        bail!("the cache folder {} belongs to uid {}, not to this user; remove it or set XDG_CACHE_HOME", folder.display(), meta.uid());
+        bail!(
+            "the cache folder {} belongs to uid {}, not to this user; remove it or set XDG_CACHE_HOME",
+            folder.display(),
+            meta.uid()
+        );
     }
     if meta.mode() & 0o077 != 0 {
         std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
@@ -111,20 +129,37 @@ pub fn read(path: &Path, variable: &str) -> Result<Stored, NotReusable> {
         Err(e) => return Err(not_ours(e.to_string())),
     };
     let meta = file.metadata().map_err(|e| not_ours(e.to_string()))?;
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let folder_owner = std::fs::metadata(folder).map(|m| m.uid()).unwrap_or(u32::MAX);
+    let folder = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let folder_owner = std::fs::metadata(folder)
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX);
     if meta.mode() & 0o077 != 0 {
-        return Err(not_ours(format!("its mode is {:04o}, not 0600 as this program writes it", meta.mode() & 0o7777)));
+        return Err(not_ours(format!(
+            "its mode is {:04o}, not 0600 as this program writes it",
+            meta.mode() & 0o7777
+        )));
     }
     if !safe_fs::trusted_owner(meta.uid(), folder_owner) {
-        return Err(not_ours(format!("it belongs to uid {}, neither this user nor the folder's owner", meta.uid())));
+        return Err(not_ours(format!(
+            "it belongs to uid {}, neither this user nor the folder's owner",
+            meta.uid()
+        )));
     }
-    let text = safe_fs::read_capped(&mut file).map_err(|e| not_ours(format!("it cannot be read ({e})")))?;
+    let text = safe_fs::read_capped(&mut file)
+        .map_err(|e| not_ours(format!("it cannot be read ({e})")))?;
     dotenv::parse(&text, variable, SystemTime::now()).map_err(not_ours)
 }
 
 /// A stored token for `key` with at least `min_validity` left, or why there is none.
-pub fn reusable(path: &Path, variable: &str, key: &str, min_validity: Duration) -> Result<Stored, String> {
+pub fn reusable(
+    path: &Path,
+    variable: &str,
+    key: &str,
+    min_validity: Duration,
+) -> Result<Stored, String> {
     let stored = match read(path, variable) {
         Ok(stored) => stored,
         Err(NotReusable::Missing) => return Err(format!("{} does not exist yet", path.display())),
@@ -176,13 +211,36 @@ mod tests {
         let path = dir.path().join("t.env");
         write(&path, 0o600);
         let stored = reusable(&path, "BB", "key", Duration::from_secs(600)).unwrap();
-        assert_eq!((stored.token.len, stored.token.scopes.clone()), (7, vec!["repository".to_string()]));
-        assert!(reusable(&path, "BB", "other-key", Duration::ZERO).unwrap_err().contains("another configuration"));
-        assert!(reusable(&path, "BB", "key", Duration::from_secs(7200)).unwrap_err().contains("less than MIN_VALIDITY"));
-        assert!(reusable(&path, "OTHER", "key", Duration::ZERO).unwrap_err().contains("does not write"));
+        assert_eq!(
+            (stored.token.len, stored.token.scopes.clone()),
+            (7, vec!["repository".to_string()])
+        );
+        assert!(
+            reusable(&path, "BB", "other-key", Duration::ZERO)
+                .unwrap_err()
+                .contains("another configuration")
+        );
+        assert!(
+            reusable(&path, "BB", "key", Duration::from_secs(7200))
+                .unwrap_err()
+                .contains("less than MIN_VALIDITY")
+        );
+        assert!(
+            reusable(&path, "OTHER", "key", Duration::ZERO)
+                .unwrap_err()
+                .contains("does not write")
+        );
         write(&path, 0o644);
-        assert!(reusable(&path, "BB", "key", Duration::ZERO).unwrap_err().contains("not 0600"));
-        assert!(reusable(&dir.path().join("none"), "BB", "key", Duration::ZERO).unwrap_err().contains("does not exist"));
+        assert!(
+            reusable(&path, "BB", "key", Duration::ZERO)
+                .unwrap_err()
+                .contains("not 0600")
+        );
+        assert!(
+            reusable(&dir.path().join("none"), "BB", "key", Duration::ZERO)
+                .unwrap_err()
+                .contains("does not exist")
+        );
     }
 
     #[test]

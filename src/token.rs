@@ -95,10 +95,11 @@ impl fmt::Display for Expiry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Expiry::Unknown => write!(f, "expiry unknown"),
+            // Rounded: a token issued with expires_in 3600 a few milliseconds ago says 3600.
             Expiry::At(at) => write!(
                 f,
                 "expires in {} s, at {}",
-                self.left(SystemTime::now()).as_secs(),
+                (self.left(SystemTime::now()).as_millis() + 500) / 1000,
                 format_time(*at)
             ),
         }
@@ -185,7 +186,13 @@ mod tests {
 
     #[test]
     fn tokens_must_be_b64token() {
-        for ok in ["abc", "a.b.c", "A-Z_a~z+/0", "x==", "eyJhbGciOi.eyJzdWIi.sig"] {
+        for ok in [
+            "abc",
+            "a.b.c",
+            "A-Z_a~z+/0",
+            "x==",
+            "eyJhbGciOi.eyJzdWIi.sig",
+        ] {
             assert!(check_token(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -206,10 +213,17 @@ mod tests {
 
     #[test]
     fn inert_scopes() {
-        for ok in ["repository:write", "api://x/.default", "read:user@x=1", "https://graph.microsoft.com/.default"] {
+        for ok in [
+            "repository:write",
+            "api://x/.default",
+            "read:user@x=1",
+            "https://graph.microsoft.com/.default",
+        ] {
             assert!(is_inert_scope(ok), "{ok}");
         }
-        for bad in ["", "a$b", "a`b", "a'b", "a;b", "~x", "=x", "a b", "a\"b", "$(id)"] {
+        for bad in [
+            "", "a$b", "a`b", "a'b", "a;b", "~x", "=x", "a b", "a\"b", "$(id)",
+        ] {
             assert!(!is_inert_scope(bad), "{bad:?}");
         }
     }
@@ -220,8 +234,14 @@ mod tests {
         assert_eq!(format_time(t), "2026-11-30T20:07:53Z");
         assert!(Expiry::after(t, 0).is_err());
         assert!(Expiry::after(t, 366 * 24 * 3600).is_err());
-        assert_eq!(Expiry::after(t, 60), Ok(Expiry::At(t + Duration::from_secs(60))));
+        assert_eq!(
+            Expiry::after(t, 60),
+            Ok(Expiry::At(t + Duration::from_secs(60)))
+        );
         assert_eq!(Expiry::Unknown.to_string(), "expiry unknown");
-        assert_eq!(Expiry::At(t).left(t + Duration::from_secs(1)), Duration::ZERO);
+        assert_eq!(
+            Expiry::At(t).left(t + Duration::from_secs(1)),
+            Duration::ZERO
+        );
     }
 }

@@ -196,15 +196,33 @@ pub fn number(
     }
 }
 
-/// The URL in `name`, or `default` when unset; see [`parse_url`].
+/// The endpoint URL in `name`, or `default` when unset; see [`parse_url`].
 pub fn url(raw: &Raw, name: &str, default: Option<&str>, problems: &mut Problems) -> Option<Url> {
     let text = raw.get(name).or(default)?;
     parse_url(name, text, problems)
 }
 
-/// An absolute https URL without credentials, query or fragment (it is a base or an
-/// endpoint that paths are joined to, and a `?` or `#` would silently send the request
-/// somewhere else); plain http only to loopback, for local testing.
+/// The base URL in `name` (paths are joined to it), or `default` when unset: as
+/// [`parse_url`], and without a query, which joining would leave in the middle (`?x=1`
+/// then `/repositories/…` validates the wrong endpoint while the log claims success).
+pub fn base_url(
+    raw: &Raw,
+    name: &str,
+    default: Option<&str>,
+    problems: &mut Problems,
+) -> Option<Url> {
+    let text = raw.get(name).or(default)?;
+    let url = parse_url(name, text, problems)?;
+    if url.query().is_some() {
+        problems.push(name, format!("({}) has a query (`?`): it is a base URL that paths are added to; remove the query.", shown(text)));
+        return None;
+    }
+    Some(url)
+}
+
+/// An absolute https URL without credentials or fragment (a `#` is never sent, so what is
+/// called would differ from what the log shows); plain http only to loopback, for local
+/// testing.
 pub fn parse_url(name: &str, text: &str, problems: &mut Problems) -> Option<Url> {
     let url = match Url::parse(text) {
         Ok(url) => url,
@@ -221,11 +239,20 @@ pub fn parse_url(name: &str, text: &str, problems: &mut Problems) -> Option<Url>
     };
     let problem = if !url.username().is_empty() || url.password().is_some() {
         // Never echo the URL here: its userinfo may be a credential.
-        Some("contains a user name or password: remove them; the pipe sends the credentials itself.".to_owned())
+        Some(
+            "contains a user name or password: remove them; the pipe sends the credentials itself."
+                .to_owned(),
+        )
     } else if url.host_str().is_none() {
-        Some(format!("({}) has no host: give an absolute https:// URL.", shown(text)))
-    } else if url.query().is_some() || url.fragment().is_some() {
-        Some(format!("({}) has a query (`?`) or fragment (`#`), which would send the request somewhere other than the path shown: remove it.", shown(text)))
+        Some(format!(
+            "({}) has no host: give an absolute https:// URL.",
+            shown(text)
+        ))
+    } else if url.fragment().is_some() {
+        Some(format!(
+            "({}) has a fragment (`#`), which is never sent: remove it.",
+            shown(text)
+        ))
     } else if url.scheme() == "https" {
         None
     } else if url.scheme() == "http" {
@@ -285,8 +312,11 @@ mod tests {
 
     #[test]
     fn urls_with_query_fragment_or_userinfo_are_refused() {
+        let mut problems = Problems::default();
+        let raw = Raw::new([("API_URL".to_owned(), "https://h/2.0?x=1".to_owned())]);
+        assert!(base_url(&raw, "API_URL", None, &mut problems).is_none());
+        assert!(problems.into_vec()[0].text.contains("has a query"));
         for (text, why) in [
-            ("https://h/2.0?x=1", "query"),
             ("https://h/2.0#x", "fragment"),
             ("https://key:App-Passw0rd@host:99999/", "not a valid URL"),
             ("https://key:App-Passw0rd@host:9/", "user name or password"),
@@ -294,7 +324,10 @@ mod tests {
             ("http://example.com/", "plain http"),
         ] {
             let mut problems = Problems::default();
-            assert!(parse_url("API_URL", text, &mut problems).is_none(), "{text}");
+            assert!(
+                parse_url("API_URL", text, &mut problems).is_none(),
+                "{text}"
+            );
             let all = problems.into_vec();
             assert!(all[0].text.contains(why), "{text}: {all:?}");
             assert!(!all[0].text.contains("App-Passw0rd"));
@@ -316,12 +349,26 @@ mod tests {
     #[test]
     fn booleans_parse_case_insensitively() {
         let mut problems = Problems::default();
-        for (text, want) in [("TRUE", true), ("Yes", true), ("1", true), ("False", false), ("no", false), ("0", false)] {
-            assert_eq!(boolean(&raw(&[("D", text)]), "D", !want, &mut problems), want, "{text}");
+        for (text, want) in [
+            ("TRUE", true),
+            ("Yes", true),
+            ("1", true),
+            ("False", false),
+            ("no", false),
+            ("0", false),
+        ] {
+            assert_eq!(
+                boolean(&raw(&[("D", text)]), "D", !want, &mut problems),
+                want,
+                "{text}"
+            );
         }
         assert!(problems.is_empty());
         boolean(&raw(&[("D", "maybe")]), "D", true, &mut problems);
-        assert_eq!(problems.into_vec()[0].to_string(), "D (\"maybe\") is not a boolean: use true or false (also 1/0, yes/no).");
+        assert_eq!(
+            problems.into_vec()[0].to_string(),
+            "D (\"maybe\") is not a boolean: use true or false (also 1/0, yes/no)."
+        );
     }
 
     #[test]

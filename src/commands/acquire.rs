@@ -73,7 +73,12 @@ async fn try_reuse(
     http: &Http,
     log: &mut Reporter,
 ) -> Result<Option<Acquired>, Error> {
-    let stored = match store::reusable(path, &config.output.token_variable, key, config.store.min_validity) {
+    let stored = match store::reusable(
+        path,
+        &config.output.token_variable,
+        key,
+        config.store.min_validity,
+    ) {
         Ok(stored) => stored,
         Err(why) => {
             if path.exists() {
@@ -111,14 +116,26 @@ async fn try_reuse(
 /// The token, and the base64 of `username:token` that git's Basic header carries.
 fn mask(config: &Config, token: &Token, log: &mut Reporter) {
     log.mask(token.secret.expose_secret());
-    log.mask_basic(&config.provider.git().username, token.secret.expose_secret());
+    log.mask_basic(
+        &config.provider.git().username,
+        token.secret.expose_secret(),
+    );
 }
 
 /// The scope check and the validation call.
-async fn check(config: &Config, token: &Token, fresh: Fresh, http: &Http, log: &mut Reporter) -> Result<Validated, Error> {
+async fn check(
+    config: &Config,
+    token: &Token,
+    fresh: Fresh,
+    http: &Http,
+    log: &mut Reporter,
+) -> Result<Validated, Error> {
     let required = config.provider.check_scopes(token)?;
     if !required.is_empty() {
-        log.info(format!("The token carries every required scope ({}).", required.join(", ")));
+        log.info(format!(
+            "The token carries every required scope ({}).",
+            required.join(", ")
+        ));
     }
     let Some(target) = config.provider.validation() else {
         log.info("VALIDATE is false: the token was not tested with an API call.");
@@ -127,7 +144,8 @@ async fn check(config: &Config, token: &Token, fresh: Fresh, http: &Http, log: &
     log.info(format!("Validating the token: {target}"));
     let validated = config.provider.validate(token, fresh, http, log).await?;
     if let Validated::Called { what, status } = &validated {
-        let status = reqwest::StatusCode::from_u16(*status).map_or_else(|_| status.to_string(), |s| s.to_string());
+        let status = reqwest::StatusCode::from_u16(*status)
+            .map_or_else(|_| status.to_string(), |s| s.to_string());
         log.info(format!("The token works: {what} answered HTTP {status}."));
     }
     Ok(validated)

@@ -35,7 +35,11 @@ pub fn read_request(input: &mut dyn BufRead) -> anyhow::Result<BTreeMap<String, 
     let mut line = String::new();
     loop {
         line.clear();
-        if limited.read_line(&mut line).context("reading standard input")? == 0 {
+        if limited
+            .read_line(&mut line)
+            .context("reading standard input")?
+            == 0
+        {
             break;
         }
         let line = line.trim_end_matches(['\n', '\r']);
@@ -62,12 +66,18 @@ pub fn serves(config: &Config, request: &BTreeMap<String, String>) -> bool {
 
 /// A request field for DEBUG, quoted like all remote text.
 pub fn field(request: &BTreeMap<String, String>, key: &str) -> String {
-    request.get(key).map_or_else(|| "-".to_owned(), |v| quote_remote(v, 100))
+    request
+        .get(key)
+        .map_or_else(|| "-".to_owned(), |v| quote_remote(v, 100))
 }
 
 /// The reuse key: the provider's plus the host, so each host has its own cached token.
 fn key(config: &Config) -> String {
-    format!("{}\n{}", pipe::reuse_key(config), config.git_host.as_deref().unwrap_or_default())
+    format!(
+        "{}\n{}",
+        pipe::reuse_key(config),
+        config.git_host.as_deref().unwrap_or_default()
+    )
 }
 
 /// The cache file for this configuration and host.
@@ -85,11 +95,12 @@ pub async fn get(config: &Config, http: &Http, log: &mut Reporter) -> Result<Acq
     let path = cache_file(config)?;
     let acquired = acquire::acquire(config, &key(config), path.as_deref(), http, log).await?;
     if let (Some(path), false) = (&path, acquired.reused) {
-        pipe::write_file(path, &config.output.token_variable, &acquired, log)
-            .map_err(|e| match e {
+        pipe::write_file(path, &config.output.token_variable, &acquired, log).map_err(
+            |e| match e {
                 Error::Output(e) => Error::Output(e.context("could not cache the token")),
                 other => other,
-            })?;
+            },
+        )?;
     }
     Ok(acquired)
 }
@@ -106,7 +117,10 @@ pub fn erase(config: &Config, log: &mut Reporter) {
     };
     if let Err(e) = std::fs::remove_file(&path) {
         if e.kind() != std::io::ErrorKind::NotFound {
-            log.warn(format!("Could not forget the rejected token in {} ({e}).", path.display()));
+            log.warn(format!(
+                "Could not forget the rejected token in {} ({e}).",
+                path.display()
+            ));
         }
     }
 }

@@ -27,9 +27,21 @@ use crate::report::Reporter;
 use crate::token::format_time;
 
 /// Acquires a token and runs `argv` with it; returns the child's exit code.
-pub async fn exec(config: &Config, http: &Http, log: &mut Reporter, argv: &[OsString]) -> Result<u8, Error> {
+pub async fn exec(
+    config: &Config,
+    http: &Http,
+    log: &mut Reporter,
+    argv: &[OsString],
+) -> Result<u8, Error> {
     let key = pipe::reuse_key(config);
-    let acquired = super::stop_on_signal(acquire::acquire(config, &key, config.output.output_file.as_deref(), http, log)).await?;
+    let acquired = super::stop_on_signal(acquire::acquire(
+        config,
+        &key,
+        config.output.output_file.as_deref(),
+        http,
+        log,
+    ))
+    .await?;
     if config.output.output_file.is_some() {
         pipe::deliver(config, &acquired, log)?;
     }
@@ -54,7 +66,10 @@ pub async fn exec(config: &Config, http: &Http, log: &mut Reporter, argv: &[OsSt
             Exit::CommandNotFound,
             format!("{program}: command not found (exec runs it without a shell; check PATH)."),
         ),
-        _ => Error::Spawn(Exit::CannotExecute, format!("{program}: cannot run it ({e}).")),
+        _ => Error::Spawn(
+            Exit::CannotExecute,
+            format!("{program}: cannot run it ({e})."),
+        ),
     })?;
     log.info(format!(
         "Running {program} with the token in ${variable}{}.",
@@ -118,7 +133,9 @@ unsafe extern "C" {
 /// library's list, so removing a variable would not hide it; overwriting its bytes does.
 /// The program has already copied the environment it needs.
 fn scrub_own_environment() {
-    let names: Vec<String> = table::secrets().flat_map(|n| [format!("{n}="), format!("INPUT_{n}=")]).collect();
+    let names: Vec<String> = table::secrets()
+        .flat_map(|n| [format!("{n}="), format!("INPUT_{n}=")])
+        .collect();
     // SAFETY: `environ` is the C library's NULL-terminated array of NUL-terminated strings;
     // only bytes inside each string (before its NUL) are written, and nothing else in this
     // single-threaded moment reads those values (the configuration was copied at start).

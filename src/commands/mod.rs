@@ -31,7 +31,12 @@ pub struct Io<'a> {
 
 /// Runs `command` with the given environment; returns the exit code on success (the child's
 /// for `exec`, 0 otherwise).
-pub fn run(command: Command, vars: impl IntoIterator<Item = (OsString, OsString)>, log: &mut Reporter, io: Io<'_>) -> Result<u8, Error> {
+pub fn run(
+    command: Command,
+    vars: impl IntoIterator<Item = (OsString, OsString)>,
+    log: &mut Reporter,
+    io: Io<'_>,
+) -> Result<u8, Error> {
     let mode = match &command {
         Command::Help | Command::Version => {
             let text = if command == Command::Help {
@@ -39,7 +44,9 @@ pub fn run(command: Command, vars: impl IntoIterator<Item = (OsString, OsString)
             } else {
                 format!("oauth-token-pipe {}\n", env!("CARGO_PKG_VERSION"))
             };
-            io.output.write_all(text.as_bytes()).map_err(|e| Error::Other(e.into()))?;
+            io.output
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::Other(e.into()))?;
             return Ok(0);
         }
         Command::Pipe => Mode::Pipe,
@@ -69,15 +76,29 @@ pub fn run(command: Command, vars: impl IntoIterator<Item = (OsString, OsString)
     match command {
         Command::Status => status::status(config, log).map(|()| 0),
         Command::GitCredential(action) => git_credential(config, action, log, io),
-        Command::Pipe => with_runtime(config, |http| async move { stop_on_signal(pipe::pipe(config, &http, log)).await }).map(|()| 0),
-        Command::Check => with_runtime(config, |http| async move { stop_on_signal(status::check(config, &http, log)).await }).map(|()| 0),
-        Command::Exec(argv) => with_runtime(config, |http| async move { exec::exec(config, &http, log, &argv).await }),
+        Command::Pipe => with_runtime(config, |http| async move {
+            stop_on_signal(pipe::pipe(config, &http, log)).await
+        })
+        .map(|()| 0),
+        Command::Check => with_runtime(config, |http| async move {
+            stop_on_signal(status::check(config, &http, log)).await
+        })
+        .map(|()| 0),
+        Command::Exec(argv) => with_runtime(config, |http| async move {
+            exec::exec(config, &http, log, &argv).await
+        }),
         Command::Help | Command::Version => unreachable!("answered above"),
     }
 }
 
-fn git_credential(config: &Config, action: CredentialAction, log: &mut Reporter, io: Io<'_>) -> Result<u8, Error> {
-    let request = credential::read_request(io.input).map_err(|e| Error::Other(e.context("reading git's request")))?;
+fn git_credential(
+    config: &Config,
+    action: CredentialAction,
+    log: &mut Reporter,
+    io: Io<'_>,
+) -> Result<u8, Error> {
+    let request = credential::read_request(io.input)
+        .map_err(|e| Error::Other(e.context("reading git's request")))?;
     // Read before answering even for `store`: git writes the credential to us, and a
     // helper that exits without reading can make that write fail.
     if action == CredentialAction::Store {
@@ -98,8 +119,11 @@ fn git_credential(config: &Config, action: CredentialAction, log: &mut Reporter,
         credential::erase(config, log);
         return Ok(0);
     }
-    let acquired = with_runtime(config, |http| async move { stop_on_signal(credential::get(config, &http, log)).await })?;
-    credential::answer(config, io.output, &acquired).map_err(|e| Error::Other(e.context("answering git")))?;
+    let acquired = with_runtime(config, |http| async move {
+        stop_on_signal(credential::get(config, &http, log)).await
+    })?;
+    credential::answer(config, io.output, &acquired)
+        .map_err(|e| Error::Other(e.context("answering git")))?;
     Ok(0)
 }
 
@@ -107,7 +131,10 @@ fn git_credential(config: &Config, action: CredentialAction, log: &mut Reporter,
 /// run. The runtime is shut down without waiting for its blocking threads: a name lookup
 /// that never answers (getaddrinfo cannot be cancelled) must not keep the process past
 /// TIMEOUT once the deadline has ended the run.
-fn with_runtime<T, F: Future<Output = Result<T, Error>>>(config: &Config, body: impl FnOnce(Http) -> F) -> Result<T, Error> {
+fn with_runtime<T, F: Future<Output = Result<T, Error>>>(
+    config: &Config,
+    body: impl FnOnce(Http) -> F,
+) -> Result<T, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -124,9 +151,14 @@ fn with_runtime<T, F: Future<Output = Result<T, Error>>>(config: &Config, body: 
 /// lets a cancelled pipeline end with the conventional 130/143 and a clear line; and in a
 /// FROM scratch container the binary is PID 1, which ignores SIGTERM it does not handle.
 /// Files are written synchronously at the very end, so a signal never leaves half of one.
-pub(crate) async fn stop_on_signal<T>(work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+pub(crate) async fn stop_on_signal<T>(
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         return work.await;
     };
     tokio::select! {

@@ -13,7 +13,14 @@ use crate::token::format_time;
 
 /// Runs the pipe.
 pub async fn pipe(config: &Config, http: &Http, log: &mut Reporter) -> Result<(), Error> {
-    let acquired = acquire::acquire(config, &reuse_key(config), config.output.output_file.as_deref(), http, log).await?;
+    let acquired = acquire::acquire(
+        config,
+        &reuse_key(config),
+        config.output.output_file.as_deref(),
+        http,
+        log,
+    )
+    .await?;
     deliver(config, &acquired, log)
 }
 
@@ -23,7 +30,12 @@ pub fn reuse_key(config: &Config) -> String {
 }
 
 /// Writes the dotenv file at `path`, logging what else was done (git exclude, owner).
-pub fn write_file(path: &Path, variable: &str, acquired: &Acquired, log: &mut Reporter) -> Result<(), Error> {
+pub fn write_file(
+    path: &Path,
+    variable: &str,
+    acquired: &Acquired,
+    log: &mut Reporter,
+) -> Result<(), Error> {
     let (contents, dropped) = dotenv::render(variable, &acquired.token, &acquired.client);
     if !dropped.is_empty() {
         log.warn(format!(
@@ -31,16 +43,24 @@ pub fn write_file(path: &Path, variable: &str, acquired: &Acquired, log: &mut Re
             dropped.len()
         ));
     }
-    let written = file::write(path, variable, &contents)
-        .map_err(|e| Error::Output(e.context(format!("could not write OUTPUT_FILE ({})", path.display()))))?;
+    let written = file::write(path, variable, &contents).map_err(|e| {
+        Error::Output(e.context(format!("could not write OUTPUT_FILE ({})", path.display())))
+    })?;
     if let Some(exclude) = &written.excluded_in {
-        log.info(format!("Listed {} in {} so that git never commits it.", path.display(), exclude.display()));
+        log.info(format!(
+            "Listed {} in {} so that git never commits it.",
+            path.display(),
+            exclude.display()
+        ));
     }
     if let Some(why) = &written.exclude_failed {
         log.warn(format!("{} lies in a git work tree but could not be added to its exclude file ({why}): do not `git add` it.", path.display()));
     }
     if let Some(uid) = written.owner {
-        log.info(format!("Gave {} to uid {uid}, the owner of its folder, so that user can read it.", path.display()));
+        log.info(format!(
+            "Gave {} to uid {uid}, the owner of its folder, so that user can read it.",
+            path.display()
+        ));
     }
     if let Some(why) = &written.owner_failed {
         log.warn(format!(
@@ -67,7 +87,10 @@ pub fn deliver(config: &Config, acquired: &Acquired, log: &mut Reporter) -> Resu
     if let Some(path) = &config.output.output_file {
         write_file(path, variable, acquired, log)?;
         places.push(format!("{} (mode 0600) as {variable}", path.display()));
-        how = Some(format!("Load it in a later script line with: source {}", shell_path(path)));
+        how = Some(format!(
+            "Load it in a later script line with: source {}",
+            shell_path(path)
+        ));
     }
 
     if let Some(files) = &config.output.github {
@@ -76,19 +99,32 @@ pub fn deliver(config: &Config, acquired: &Acquired, log: &mut Reporter) -> Resu
         let mut names: Vec<&str> = github::OUTPUTS.to_vec();
         names.extend(token.outputs.iter().map(|(n, _)| *n));
         let (last, rest) = names.split_last().expect("OUTPUTS is not empty");
-        places.push(format!("the step outputs {} and {last} (masked)", rest.join(", ")));
+        places.push(format!(
+            "the step outputs {} and {last} (masked)",
+            rest.join(", ")
+        ));
         if config.output.export_env {
-            places.push(format!("$GITHUB_ENV as {variable} for later steps (masked)"));
+            places.push(format!(
+                "$GITHUB_ENV as {variable} for later steps (masked)"
+            ));
         }
         if let Some(summary) = &files.summary {
-            if let Err(e) = github::write_summary(summary, &github::summary(token, &acquired.validated)) {
-                log.warn(format!("The step summary could not be written ({e:#}); the outputs are set."));
+            if let Err(e) =
+                github::write_summary(summary, &github::summary(token, &acquired.validated))
+            {
+                log.warn(format!(
+                    "The step summary could not be written ({e:#}); the outputs are set."
+                ));
             }
         }
         how.get_or_insert_with(|| "Use it as ${{ steps.<id>.outputs.token }}".to_owned());
     }
 
-    let what = if acquired.reused { "Reused access token written" } else { "Access token written" };
+    let what = if acquired.reused {
+        "Reused access token written"
+    } else {
+        "Access token written"
+    };
     log.success(format!(
         "{what} to {}{until}; scopes: {}; {}.{}",
         places.join(" and "),

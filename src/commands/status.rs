@@ -33,27 +33,56 @@ pub async fn check(config: &Config, http: &Http, log: &mut Reporter) -> Result<(
 /// expired or below that, 2 when there is no file or it is not one of ours.
 pub fn status(config: &Config, log: &mut Reporter) -> Result<(), Error> {
     let Some(path) = &config.output.output_file else {
-        return Err(Error::config("OUTPUT_FILE", "is not set: set it to the file to inspect."));
+        return Err(Error::config(
+            "OUTPUT_FILE",
+            "is not set: set it to the file to inspect.",
+        ));
     };
     let variable = &config.output.token_variable;
     let stored = match store::read(path, variable) {
         Ok(stored) => stored,
         Err(NotReusable::Missing) => {
-            return Err(Error::config("OUTPUT_FILE", format!("({}) does not exist: run the pipe first, or set OUTPUT_FILE.", path.display())));
+            return Err(Error::config(
+                "OUTPUT_FILE",
+                format!(
+                    "({}) does not exist: run the pipe first, or set OUTPUT_FILE.",
+                    path.display()
+                ),
+            ));
         }
         Err(NotReusable::NotOurs(why)) => {
-            return Err(Error::config("OUTPUT_FILE", format!("({}) holds no token written by oauth-token-pipe for {variable}: {why}.", path.display())));
+            return Err(Error::config(
+                "OUTPUT_FILE",
+                format!(
+                    "({}) holds no token written by oauth-token-pipe for {variable}: {why}.",
+                    path.display()
+                ),
+            ));
         }
     };
     if let Some(key) = config.provider.reuse_key() {
         if stored.client != store::fingerprint(&key) {
-            return Err(Error::config("OUTPUT_FILE", format!("({}) holds a token issued for another configuration (client, endpoint or provider) than this one.", path.display())));
+            return Err(Error::config(
+                "OUTPUT_FILE",
+                format!(
+                    "({}) holds a token issued for another configuration (client, endpoint or provider) than this one.",
+                    path.display()
+                ),
+            ));
         }
     }
     let left = stored.token.expiry.left(SystemTime::now());
-    let until = stored.token.expiry.at().map(format_time).unwrap_or_default();
+    let until = stored
+        .token
+        .expiry
+        .at()
+        .map(format_time)
+        .unwrap_or_default();
     if left.is_zero() {
-        return Err(Error::Validation(format!("The token in {} expired at {until}: run the pipe again.", path.display())));
+        return Err(Error::Validation(format!(
+            "The token in {} expired at {until}: run the pipe again.",
+            path.display()
+        )));
     }
     if left < config.store.min_validity {
         return Err(Error::Validation(format!(

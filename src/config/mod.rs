@@ -67,8 +67,12 @@ pub fn read_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> (Raw, P
             Err(_) => problems.push(name, "is not valid UTF-8: set it to plain text."),
         }
     }
-    let on_github = pairs.iter().any(|(n, v)| n == "GITHUB_ACTIONS" && v == "true");
-    let (inputs, mut plain): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(n, _)| n.starts_with("INPUT_"));
+    let on_github = pairs
+        .iter()
+        .any(|(n, v)| n == "GITHUB_ACTIONS" && v == "true");
+    let (inputs, mut plain): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(n, _)| n.starts_with("INPUT_"));
     if on_github {
         for (input, value) in inputs.into_iter().filter(|(_, v)| !v.is_empty()) {
             let variable = input.trim_start_matches("INPUT_").to_owned();
@@ -106,7 +110,9 @@ impl Config {
     pub fn parse(raw: &Raw, mut problems: Problems, mode: Mode) -> Result<Config, Error> {
         let platform = Platform::detect(raw);
         let provider = provider::parse(raw, mode, &mut problems);
-        let default_variable = provider.as_ref().map_or("OAUTH_ACCESS_TOKEN", |p| p.default_token_variable());
+        let default_variable = provider
+            .as_ref()
+            .map_or("OAUTH_ACCESS_TOKEN", |p| p.default_token_variable());
         let http = http::Settings::parse(raw, &mut problems);
         let output = deliver::Settings::parse(raw, platform, mode, default_variable, &mut problems);
         let mut store = store::Settings::parse(raw, mode == Mode::GitCredential, &mut problems);
@@ -129,7 +135,12 @@ impl Config {
     }
 }
 
-fn git_host(raw: &Raw, provider: Option<&dyn Provider>, mode: Mode, problems: &mut Problems) -> Option<String> {
+fn git_host(
+    raw: &Raw,
+    provider: Option<&dyn Provider>,
+    mode: Mode,
+    problems: &mut Problems,
+) -> Option<String> {
     let default = provider.and_then(|p| p.git().default_host);
     let host = raw.get("GIT_HOST").map(str::to_owned).or(default);
     if host.is_none() && mode == Mode::GitCredential && provider.is_some() {
@@ -154,7 +165,10 @@ mod tests {
     use std::collections::BTreeSet;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
-        pairs.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect()
     }
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, Vec<String>> {
@@ -165,7 +179,11 @@ mod tests {
         })
     }
 
-    const BASE: &[(&str, &str)] = &[("CLIENT_ID", "key"), ("CLIENT_SECRET", "secret"), ("REPOSITORY", "ws/repo")];
+    const BASE: &[(&str, &str)] = &[
+        ("CLIENT_ID", "key"),
+        ("CLIENT_SECRET", "secret"),
+        ("REPOSITORY", "ws/repo"),
+    ];
 
     #[test]
     fn defaults_apply() {
@@ -175,7 +193,10 @@ mod tests {
         assert_eq!(c.output.token_variable, "BITBUCKET_ACCESS_TOKEN");
         assert_eq!(c.http.timeout, std::time::Duration::from_secs(30));
         assert_eq!(c.http.retries, 3);
-        assert_eq!(c.provider.validation().as_deref(), Some("GET https://api.bitbucket.org/2.0/repositories/ws/repo"));
+        assert_eq!(
+            c.provider.validation().as_deref(),
+            Some("GET https://api.bitbucket.org/2.0/repositories/ws/repo")
+        );
         assert!(!c.debug);
     }
 
@@ -183,12 +204,24 @@ mod tests {
     fn table_defaults_are_the_code_defaults() {
         let default = |name| table::find(name).unwrap().default;
         assert_eq!(default("OUTPUT_FILE"), deliver::DEFAULT_OUTPUT_FILE);
-        assert_eq!(default("TOKEN_VARIABLE"), provider::bitbucket::DEFAULT_TOKEN_VARIABLE);
+        assert_eq!(
+            default("TOKEN_VARIABLE"),
+            provider::bitbucket::DEFAULT_TOKEN_VARIABLE
+        );
         assert_eq!(default("TOKEN_URL"), provider::bitbucket::DEFAULT_TOKEN_URL);
         assert_eq!(default("API_URL"), provider::bitbucket::DEFAULT_API_URL);
-        assert_eq!(default("TIMEOUT"), http::client::DEFAULT_TIMEOUT_SECS.to_string());
-        assert_eq!(default("RETRIES"), http::client::DEFAULT_RETRIES.to_string());
-        assert_eq!(default("MIN_VALIDITY"), store::DEFAULT_MIN_VALIDITY_SECS.to_string());
+        assert_eq!(
+            default("TIMEOUT"),
+            http::client::DEFAULT_TIMEOUT_SECS.to_string()
+        );
+        assert_eq!(
+            default("RETRIES"),
+            http::client::DEFAULT_RETRIES.to_string()
+        );
+        assert_eq!(
+            default("MIN_VALIDITY"),
+            store::DEFAULT_MIN_VALIDITY_SECS.to_string()
+        );
         assert_eq!(default("GIT_HOST"), provider::bitbucket::DEFAULT_GIT_HOST);
         assert_eq!(default("PROVIDER"), provider::IDS[0]);
     }
@@ -197,18 +230,33 @@ mod tests {
     fn the_table_lists_exactly_what_the_parsers_read() {
         // Every mode, with every variable set, so every branch that reads one runs.
         let mut all = BTreeSet::new();
-        for mode in [Mode::Pipe, Mode::Exec, Mode::Check, Mode::GitCredential, Mode::Status] {
-            let pairs: Vec<(String, String)> = table::VARIABLES.iter().map(|v| (v.name.to_owned(), String::new())).collect();
+        for mode in [
+            Mode::Pipe,
+            Mode::Exec,
+            Mode::Check,
+            Mode::GitCredential,
+            Mode::Status,
+        ] {
+            let pairs: Vec<(String, String)> = table::VARIABLES
+                .iter()
+                .map(|v| (v.name.to_owned(), String::new()))
+                .collect();
             let raw = Raw::new(pairs);
             let _ = Config::parse(&raw, Problems::default(), mode);
             all.extend(raw.names_read());
-            let raw = Raw::new([("GITHUB_ACTIONS".to_owned(), "true".to_owned()), ("GITHUB_OUTPUT".to_owned(), "/o".to_owned())]);
+            let raw = Raw::new([
+                ("GITHUB_ACTIONS".to_owned(), "true".to_owned()),
+                ("GITHUB_OUTPUT".to_owned(), "/o".to_owned()),
+            ]);
             let _ = Config::parse(&raw, Problems::default(), mode);
             all.extend(raw.names_read());
         }
         all.insert("NO_COLOR".to_owned()); // read by color_enabled, before the config
         let table: BTreeSet<String> = table::VARIABLES.iter().map(|v| v.name.to_owned()).collect();
-        assert_eq!(all, table, "the parsers read (left) vs the table lists (right)");
+        assert_eq!(
+            all, table,
+            "the parsers read (left) vs the table lists (right)"
+        );
     }
 
     #[test]
@@ -221,16 +269,34 @@ mod tests {
             ("CA_BUNDLE", "/nonexistent.pem"),
         ])
         .unwrap_err();
-        let names: BTreeSet<_> = problems.iter().map(|p| p.split([' ', '(']).next().unwrap()).collect();
+        let names: BTreeSet<_> = problems
+            .iter()
+            .map(|p| p.split([' ', '(']).next().unwrap())
+            .collect();
         assert_eq!(
             names,
-            BTreeSet::from(["CLIENT_ID", "CLIENT_SECRET", "TOKEN_VARIABLE", "TOKEN_URL", "VALIDATE", "TIMEOUT", "RETRIES", "CA_BUNDLE"])
+            BTreeSet::from([
+                "CLIENT_ID",
+                "CLIENT_SECRET",
+                "TOKEN_VARIABLE",
+                "TOKEN_URL",
+                "VALIDATE",
+                "TIMEOUT",
+                "RETRIES",
+                "CA_BUNDLE"
+            ])
         );
     }
 
     #[test]
     fn empty_counts_as_unset() {
-        let problems = config(&[("CLIENT_ID", ""), ("CLIENT_SECRET", ""), ("VALIDATE", "false"), ("TIMEOUT", "")]).unwrap_err();
+        let problems = config(&[
+            ("CLIENT_ID", ""),
+            ("CLIENT_SECRET", ""),
+            ("VALIDATE", "false"),
+            ("TIMEOUT", ""),
+        ])
+        .unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("CLIENT_ID is not set"));
         assert!(problems[1].starts_with("CLIENT_SECRET is not set"));
@@ -238,7 +304,12 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_loopback() {
-        for ok in ["http://127.0.0.1:8080/t", "http://127.8.9.1/t", "http://[::1]:1/t", "http://LOCALHOST/t"] {
+        for ok in [
+            "http://127.0.0.1:8080/t",
+            "http://127.8.9.1/t",
+            "http://[::1]:1/t",
+            "http://LOCALHOST/t",
+        ] {
             let mut pairs = BASE.to_vec();
             pairs.push(("TOKEN_URL", ok));
             assert!(config(&pairs).is_ok(), "{ok}");
@@ -260,11 +331,31 @@ mod tests {
             ("INPUT_VALIDATE", "false"),
         ])
         .unwrap();
-        assert_eq!((c.provider.reuse_key().unwrap().ends_with("\nfrom-input"), c.platform, c.output.output_file), (true, Platform::GitHubActions, None));
-        let problems = config(&[("GITHUB_ACTIONS", "true"), ("GITHUB_OUTPUT", "/tmp/out"), ("INPUT_VALIDATE", "false")]).unwrap_err();
-        assert!(problems[0].starts_with("CLIENT_ID (the `client_id` input) is not set"), "{problems:?}");
+        assert_eq!(
+            (
+                c.provider.reuse_key().unwrap().ends_with("\nfrom-input"),
+                c.platform,
+                c.output.output_file
+            ),
+            (true, Platform::GitHubActions, None)
+        );
+        let problems = config(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_OUTPUT", "/tmp/out"),
+            ("INPUT_VALIDATE", "false"),
+        ])
+        .unwrap_err();
+        assert!(
+            problems[0].starts_with("CLIENT_ID (the `client_id` input) is not set"),
+            "{problems:?}"
+        );
         // Off GitHub, INPUT_ variables mean nothing.
-        let problems = config(&[("INPUT_CLIENT_ID", "x"), ("CLIENT_SECRET", "s"), ("VALIDATE", "no")]).unwrap_err();
+        let problems = config(&[
+            ("INPUT_CLIENT_ID", "x"),
+            ("CLIENT_SECRET", "s"),
+            ("VALIDATE", "no"),
+        ])
+        .unwrap_err();
         assert!(problems[0].starts_with("CLIENT_ID is not set"));
     }
 
@@ -272,7 +363,10 @@ mod tests {
     fn control_characters_in_output_file_are_refused() {
         let mut pairs = BASE.to_vec();
         pairs.push(("OUTPUT_FILE", "a\nb.env"));
-        assert!(config(&pairs).unwrap_err()[0].starts_with("OUTPUT_FILE (\"a\\nb.env\") has a control character"));
+        assert!(
+            config(&pairs).unwrap_err()[0]
+                .starts_with("OUTPUT_FILE (\"a\\nb.env\") has a control character")
+        );
     }
 
     #[cfg(unix)]
@@ -280,11 +374,21 @@ mod tests {
     fn non_utf8_values_are_named() {
         use std::os::unix::ffi::OsStringExt;
         let vars = vec![
-            (OsString::from("CLIENT_SECRET"), OsString::from_vec(vec![0x66, 0xff])),
+            (
+                OsString::from("CLIENT_SECRET"),
+                OsString::from_vec(vec![0x66, 0xff]),
+            ),
             (OsString::from("UNRELATED"), OsString::from_vec(vec![0xff])),
         ];
         let (_, problems) = read_env(vars);
-        let problems: Vec<String> = problems.into_vec().iter().map(ToString::to_string).collect();
-        assert_eq!(problems, ["CLIENT_SECRET is not valid UTF-8: set it to plain text."]);
+        let problems: Vec<String> = problems
+            .into_vec()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            ["CLIENT_SECRET is not valid UTF-8: set it to plain text."]
+        );
     }
 }

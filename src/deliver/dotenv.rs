@@ -58,7 +58,10 @@ pub fn foreign_keys(text: &str, variable: &str) -> Vec<String> {
 pub fn parse(text: &str, variable: &str, now: SystemTime) -> Result<Stored, String> {
     let foreign = foreign_keys(text, variable);
     if !foreign.is_empty() {
-        return Err(format!("it has lines this program does not write ({})", foreign.join(", ")));
+        return Err(format!(
+            "it has lines this program does not write ({})",
+            foreign.join(", ")
+        ));
     }
     let value = |suffix: &str| -> Result<Option<&str>, String> {
         let key = format!("{variable}{suffix}=");
@@ -74,17 +77,26 @@ pub fn parse(text: &str, variable: &str, now: SystemTime) -> Result<Stored, Stri
     check_token(secret).map_err(|e| format!("its token is unusable: {e}"))?;
     let client = value("_CLIENT")?.ok_or_else(|| missing("_CLIENT"))?;
     if client.len() != 16 || !client.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("its {variable}_CLIENT is not a fingerprint this program writes"));
+        return Err(format!(
+            "its {variable}_CLIENT is not a fingerprint this program writes"
+        ));
     }
     let expires = value("_EXPIRES_AT")?.ok_or_else(|| missing("_EXPIRES_AT"))?;
     let at = humantime::parse_rfc3339(expires)
         .map_err(|_| format!("its {variable}_EXPIRES_AT is not an RFC 3339 time"))?;
-    if at.duration_since(now).is_ok_and(|left| left > token::MAX_LIFETIME) {
-        return Err(format!("its {variable}_EXPIRES_AT is more than a year away"));
+    if at
+        .duration_since(now)
+        .is_ok_and(|left| left > token::MAX_LIFETIME)
+    {
+        return Err(format!(
+            "its {variable}_EXPIRES_AT is more than a year away"
+        ));
     }
     let scopes = token::parse_list(value("_SCOPES")?.unwrap_or(""));
     if scopes.iter().any(|s| !is_inert_scope(s)) {
-        return Err(format!("its {variable}_SCOPES has a character this program never writes"));
+        return Err(format!(
+            "its {variable}_SCOPES has a character this program never writes"
+        ));
     }
     Ok(Stored {
         token: Token::new(secret, Expiry::At(at), scopes),
@@ -99,7 +111,11 @@ mod tests {
 
     fn token(scopes: &[&str]) -> Token {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_003_600);
-        Token::new("abc.def", Expiry::At(at), scopes.iter().map(|s| s.to_string()).collect())
+        Token::new(
+            "abc.def",
+            Expiry::At(at),
+            scopes.iter().map(|s| s.to_string()).collect(),
+        )
     }
 
     fn now() -> SystemTime {
@@ -108,20 +124,31 @@ mod tests {
 
     #[test]
     fn reads_back_what_render_writes() {
-        let (text, dropped) = render("BB", &token(&["repository", "api://x/.default"]), "0123456789abcdef");
+        let (text, dropped) = render(
+            "BB",
+            &token(&["repository", "api://x/.default"]),
+            "0123456789abcdef",
+        );
         assert!(dropped.is_empty());
         assert_eq!(
             text,
             "BB=abc.def\nBB_EXPIRES_AT=2027-01-15T09:00:00Z\nBB_SCOPES=repository,api://x/.default\nBB_CLIENT=0123456789abcdef\n"
         );
         let stored = parse(&text, "BB", now()).unwrap();
-        assert_eq!((stored.token.len, stored.client.as_str()), (7, "0123456789abcdef"));
+        assert_eq!(
+            (stored.token.len, stored.client.as_str()),
+            (7, "0123456789abcdef")
+        );
         assert_eq!(stored.token.scopes, ["repository", "api://x/.default"]);
     }
 
     #[test]
     fn shell_active_scopes_are_never_written() {
-        let (text, dropped) = render("BB", &token(&["ok", "a$(id)", "b;c", "d`e`"]), "0123456789abcdef");
+        let (text, dropped) = render(
+            "BB",
+            &token(&["ok", "a$(id)", "b;c", "d`e`"]),
+            "0123456789abcdef",
+        );
         assert!(text.contains("BB_SCOPES=ok\n"), "{text}");
         assert_eq!(dropped, ["a$(id)", "b;c", "d`e`"]);
     }
@@ -131,14 +158,26 @@ mod tests {
         let good = "BB=abc\nBB_EXPIRES_AT=2027-01-01T00:00:00Z\nBB_SCOPES=repository\nBB_CLIENT=0123456789abcdef\n";
         assert!(parse(good, "BB", now()).is_ok());
         for (bad, why) in [
-            (good.replace("BB_SCOPES=repository", "BB_SCOPES=repository,$(echo${IFS}PWNED>&2)"), "_SCOPES"),
+            (
+                good.replace(
+                    "BB_SCOPES=repository",
+                    "BB_SCOPES=repository,$(echo${IFS}PWNED>&2)",
+                ),
+                "_SCOPES",
+            ),
             (good.replace("BB=abc", "BB=abc;id"), "token is unusable"),
-            (good.replace("0123456789abcdef", "0123456789abcdeg"), "fingerprint"),
+            (
+                good.replace("0123456789abcdef", "0123456789abcdeg"),
+                "fingerprint",
+            ),
             (good.replace("2027-01-01", "2099-01-01"), "more than a year"),
             (good.replace("2027-01-01T00:00:00Z", "soon"), "RFC 3339"),
             (format!("{good}EXTRA=1\n"), "EXTRA"),
             (format!("{good}BB=xyz\n"), "twice"),
-            (good.replace("BB_CLIENT=0123456789abcdef\n", ""), "no BB_CLIENT"),
+            (
+                good.replace("BB_CLIENT=0123456789abcdef\n", ""),
+                "no BB_CLIENT",
+            ),
         ] {
             let err = parse(&bad, "BB", now()).unwrap_err();
             assert!(err.contains(why), "{why}: {err}");
@@ -147,7 +186,10 @@ mod tests {
 
     #[test]
     fn foreign_keys_are_named_without_values() {
-        assert_eq!(foreign_keys("VERSION=1.2.3\nBB=x\n\nNAME\n", "BB"), ["VERSION", "NAME"]);
+        assert_eq!(
+            foreign_keys("VERSION=1.2.3\nBB=x\n\nNAME\n", "BB"),
+            ["VERSION", "NAME"]
+        );
         assert!(foreign_keys("BB=x\nBB_SCOPES=\n", "BB").is_empty());
     }
 }

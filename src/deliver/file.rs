@@ -37,7 +37,10 @@ pub fn write(path: &Path, variable: &str, contents: &str) -> anyhow::Result<Writ
             "{} is a symbolic link; refusing to follow it (it could point at a file that must not be overwritten). Remove it or choose another OUTPUT_FILE",
             path.display()
         ),
-        Ok(meta) if meta.is_dir() => bail!("{} is a folder: set OUTPUT_FILE to a file path", path.display()),
+        Ok(meta) if meta.is_dir() => bail!(
+            "{} is a folder: set OUTPUT_FILE to a file path",
+            path.display()
+        ),
         Ok(_) => refuse_foreign(path, variable)?,
         Err(_) => {}
     }
@@ -46,13 +49,22 @@ pub fn write(path: &Path, variable: &str, contents: &str) -> anyhow::Result<Writ
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&parent).with_context(|| {
-        format!("cannot create the folder {} for {}", parent.display(), path.display())
+        format!(
+            "cannot create the folder {} for {}",
+            parent.display(),
+            path.display()
+        )
     })?;
-    let folder = fs::canonicalize(&parent).with_context(|| format!("cannot resolve {}", parent.display()))?;
-    let folder_meta = fs::metadata(&folder).with_context(|| format!("cannot inspect {}", folder.display()))?;
+    let folder = fs::canonicalize(&parent)
+        .with_context(|| format!("cannot resolve {}", parent.display()))?;
+    let folder_meta =
+        fs::metadata(&folder).with_context(|| format!("cannot inspect {}", folder.display()))?;
 
     let mut written = Written::default();
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     match git_exclude::exclude(&folder, name, folder_meta.uid()) {
         Ok(excluded) => written.excluded_in = excluded,
         Err(e) => written.exclude_failed = Some(format!("{e:#}")),
@@ -73,7 +85,11 @@ pub fn write(path: &Path, variable: &str, contents: &str) -> anyhow::Result<Writ
     // read it. Root in a user namespace (rootless Docker, Podman) may not map that uid: the
     // file then stays root's, mode 0600, and the run goes on with a warning.
     if safe_fs::euid() == 0 && folder_meta.uid() != 0 {
-        match std::os::unix::fs::fchown(temp.as_file(), Some(folder_meta.uid()), Some(folder_meta.gid())) {
+        match std::os::unix::fs::fchown(
+            temp.as_file(),
+            Some(folder_meta.uid()),
+            Some(folder_meta.gid()),
+        ) {
             Ok(()) => written.owner = Some(folder_meta.uid()),
             Err(e) => written.owner_failed = Some(e.to_string()),
         }
@@ -90,10 +106,13 @@ pub fn write(path: &Path, variable: &str, contents: &str) -> anyhow::Result<Writ
 
 /// An existing file is replaced only when it holds nothing but our lines for `variable`.
 fn refuse_foreign(path: &Path, variable: &str) -> anyhow::Result<()> {
-    let Some(mut file) = safe_fs::open_read(path).with_context(|| format!("cannot read {}", path.display()))? else {
+    let Some(mut file) =
+        safe_fs::open_read(path).with_context(|| format!("cannot read {}", path.display()))?
+    else {
         return Ok(());
     };
-    let text = safe_fs::read_capped(&mut file).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = safe_fs::read_capped(&mut file)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let foreign = dotenv::foreign_keys(&text, variable);
     if !foreign.is_empty() {
         bail!(

@@ -30,7 +30,11 @@ pub fn exclude(folder: &Path, name: &str, folder_owner: u32) -> anyhow::Result<O
     let Some(relative_folder) = relative_folder.to_str() else {
         bail!("{} is not UTF-8", relative_folder.display())
     };
-    if relative_folder.chars().chain(name.chars()).any(char::is_control) {
+    if relative_folder
+        .chars()
+        .chain(name.chars())
+        .any(char::is_control)
+    {
         bail!("the path has a control character, which an exclude pattern cannot hold");
     }
     let prefix = if relative_folder.is_empty() {
@@ -54,7 +58,11 @@ pub fn exclude(folder: &Path, name: &str, folder_owner: u32) -> anyhow::Result<O
     if created_info {
         give(&info, &repo_owner)?;
     } else if !trusted_owner(info_meta.uid(), folder_owner) {
-        bail!("{} belongs to uid {}, neither us nor the folder's owner", common_path.join("info").display(), info_meta.uid());
+        bail!(
+            "{} belongs to uid {}, neither us nor the folder's owner",
+            common_path.join("info").display(),
+            info_meta.uid()
+        );
     }
     let exclude_path = common_path.join("info").join("exclude");
     let (mut file, created) = safe_fs::open_append_at(&info, "exclude", true)
@@ -64,7 +72,10 @@ pub fn exclude(folder: &Path, name: &str, folder_owner: u32) -> anyhow::Result<O
     } else {
         let uid = file.metadata()?.uid();
         if !trusted_owner(uid, folder_owner) {
-            bail!("{} belongs to uid {uid}, neither us nor the folder's owner", exclude_path.display());
+            bail!(
+                "{} belongs to uid {uid}, neither us nor the folder's owner",
+                exclude_path.display()
+            );
         }
     }
     let existing = safe_fs::read_capped(&mut file)
@@ -76,7 +87,11 @@ pub fn exclude(folder: &Path, name: &str, folder_owner: u32) -> anyhow::Result<O
     if missing.is_empty() {
         return Ok(Some(exclude_path));
     }
-    let separator = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
+    let separator = if existing.is_empty() || existing.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
     let mut text = format!("{separator}# written by oauth-token-pipe: holds an access token\n");
     for pattern in missing {
         text.push_str(pattern);
@@ -132,10 +147,14 @@ fn find_git(folder: &Path, folder_owner: u32) -> anyhow::Result<Option<(PathBuf,
 /// The git dir's common dir (`commondir` in a worktree's git dir), opened and trusted.
 fn common_dir(git_dir: &Path, folder_owner: u32) -> anyhow::Result<(PathBuf, File)> {
     let open_trusted = |path: &Path| -> anyhow::Result<File> {
-        let dir = safe_fs::open_dir(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let dir =
+            safe_fs::open_dir(path).with_context(|| format!("cannot open {}", path.display()))?;
         let uid = dir.metadata()?.uid();
         if !trusted_owner(uid, folder_owner) {
-            bail!("{} belongs to uid {uid}, neither us nor the folder's owner", path.display());
+            bail!(
+                "{} belongs to uid {uid}, neither us nor the folder's owner",
+                path.display()
+            );
         }
         Ok(dir)
     };

@@ -28,7 +28,12 @@ pub struct GitHubFiles {
 
 /// Appends the step outputs, and with `export_env` the dotenv file's variables to
 /// `$GITHUB_ENV`.
-pub fn write_outputs(files: &GitHubFiles, variable: &str, token: &Token, export_env: bool) -> anyhow::Result<()> {
+pub fn write_outputs(
+    files: &GitHubFiles,
+    variable: &str,
+    token: &Token,
+    export_env: bool,
+) -> anyhow::Result<()> {
     let expires_at = token.expiry.at().map(format_time).unwrap_or_default();
     let scopes = token.scopes.join(",");
     let secret = token.secret.expose_secret();
@@ -37,7 +42,12 @@ pub fn write_outputs(files: &GitHubFiles, variable: &str, token: &Token, export_
         (OUTPUTS[1], expires_at.as_str()),
         (OUTPUTS[2], scopes.as_str()),
     ];
-    outputs.extend(token.outputs.iter().map(|(name, value)| (*name, value.as_str())));
+    outputs.extend(
+        token
+            .outputs
+            .iter()
+            .map(|(name, value)| (*name, value.as_str())),
+    );
     append(&files.output, "GITHUB_OUTPUT", &file_commands(&outputs)?)?;
     if export_env {
         let Some(env) = &files.env else {
@@ -60,7 +70,11 @@ pub fn write_outputs(files: &GitHubFiles, variable: &str, token: &Token, export_
 
 /// The step summary table: what the log's final line says, as Markdown.
 pub fn summary(token: &Token, validated: &Validated) -> String {
-    let expiry = token.expiry.at().map(format_time).unwrap_or_else(|| "unknown".into());
+    let expiry = token
+        .expiry
+        .at()
+        .map(format_time)
+        .unwrap_or_else(|| "unknown".into());
     format!(
         "### Access token (oauth-token-pipe)\n\n| | |\n| --- | --- |\n| Token | {} characters, masked; never printed |\n| Expires | {expiry} |\n| Scopes | {} |\n| Validation | {validated} |\n\n",
         token.len,
@@ -71,7 +85,11 @@ pub fn summary(token: &Token, validated: &Validated) -> String {
 /// `name<<DELIM\nvalue\nDELIM\n` for each pair, with a random delimiter checked not to occur
 /// in any value (a fixed delimiter is injectable: CVE-2022-35954).
 pub fn file_commands(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
-    let delimiter = format!("ghadelimiter_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let delimiter = format!(
+        "ghadelimiter_{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    );
     let mut text = String::new();
     for (name, value) in pairs {
         if name.contains(['\n', '\r', '=', '<']) || name.is_empty() {
@@ -83,7 +101,9 @@ pub fn file_commands(pairs: &[(&str, &str)]) -> anyhow::Result<String> {
         // The runner reads lines with .NET's ReadLine, which also ends a line at a bare
         // '\r', and it drops a final newline: such values would not read back as written.
         if value.contains('\r') || value.ends_with('\n') {
-            bail!("the value of {name} has a carriage return or a trailing line break; refusing to write it");
+            bail!(
+                "the value of {name} has a carriage return or a trailing line break; refusing to write it"
+            );
         }
         text.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
     }
@@ -114,8 +134,14 @@ mod tests {
     fn file_commands_use_a_fresh_random_delimiter() {
         let a = file_commands(&[("token", "abc"), ("scopes", "")]).unwrap();
         let delimiter = a.lines().next().unwrap().strip_prefix("token<<").unwrap();
-        assert!(delimiter.starts_with("ghadelimiter_") && delimiter.len() == 45, "{delimiter}");
-        assert_eq!(a, format!("token<<{delimiter}\nabc\n{delimiter}\nscopes<<{delimiter}\n\n{delimiter}\n"));
+        assert!(
+            delimiter.starts_with("ghadelimiter_") && delimiter.len() == 45,
+            "{delimiter}"
+        );
+        assert_eq!(
+            a,
+            format!("token<<{delimiter}\nabc\n{delimiter}\nscopes<<{delimiter}\n\n{delimiter}\n")
+        );
         let b = file_commands(&[("token", "abc")]).unwrap();
         assert_ne!(b.lines().next(), a.lines().next());
     }

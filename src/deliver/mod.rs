@@ -34,7 +34,13 @@ pub struct Settings {
 impl Settings {
     /// Reads OUTPUT_FILE, TOKEN_VARIABLE (default `default_variable`, the provider's),
     /// EXPORT_ENV and the runner's GITHUB_OUTPUT, GITHUB_ENV, GITHUB_STEP_SUMMARY.
-    pub fn parse(raw: &Raw, platform: Platform, mode: Mode, default_variable: &str, problems: &mut Problems) -> Settings {
+    pub fn parse(
+        raw: &Raw,
+        platform: Platform,
+        mode: Mode,
+        default_variable: &str,
+        problems: &mut Problems,
+    ) -> Settings {
         let output_file = match (raw.get("OUTPUT_FILE"), platform, mode) {
             (_, _, Mode::Check | Mode::GitCredential) => None,
             (Some(file), _, _) => Some(file),
@@ -43,9 +49,21 @@ impl Settings {
         };
         if let Some(file) = output_file {
             if file.chars().any(char::is_control) {
-                problems.push("OUTPUT_FILE", format!("({}) has a control character (a line break?): give a plain file path.", shown(file)));
+                problems.push(
+                    "OUTPUT_FILE",
+                    format!(
+                        "({}) has a control character (a line break?): give a plain file path.",
+                        shown(file)
+                    ),
+                );
             } else if file.ends_with('/') {
-                problems.push("OUTPUT_FILE", format!("({}) names a folder: give a file name, e.g. {file}{DEFAULT_OUTPUT_FILE}.", shown(file)));
+                problems.push(
+                    "OUTPUT_FILE",
+                    format!(
+                        "({}) names a folder: give a file name, e.g. {file}{DEFAULT_OUTPUT_FILE}.",
+                        shown(file)
+                    ),
+                );
             }
         }
         let export_env = vars::boolean(raw, "EXPORT_ENV", false, problems);
@@ -67,7 +85,13 @@ impl Settings {
             problems.push("EXPORT_ENV", "is true but GITHUB_ENV is not set: the runner sets it for every step; check the job's environment.");
         }
         if export_env && platform != Platform::GitHubActions {
-            problems.push("EXPORT_ENV", format!("is a GitHub Actions option, but this is {}: source OUTPUT_FILE instead.", platform.name()));
+            problems.push(
+                "EXPORT_ENV",
+                format!(
+                    "is a GitHub Actions option, but this is {}: source OUTPUT_FILE instead.",
+                    platform.name()
+                ),
+            );
         }
         let token_variable = raw.get("TOKEN_VARIABLE").unwrap_or(default_variable);
         if !vars::is_variable_name(token_variable) {

@@ -77,10 +77,18 @@ pub fn make_dir_at(dir: &File, name: &str) -> io::Result<bool> {
 /// `create`); returns it and whether it was created.
 pub fn open_append_at(dir: &File, name: &str, create: bool) -> io::Result<(File, bool)> {
     let cname = c_name(Path::new(name))?;
-    let base = libc::O_RDWR | libc::O_APPEND | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    let base =
+        libc::O_RDWR | libc::O_APPEND | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
     if create {
         // SAFETY: a valid fd and C string; the result is checked.
-        let fd = unsafe { libc::openat(dir.as_raw_fd(), cname.as_ptr(), base | libc::O_CREAT | libc::O_EXCL, 0o644) };
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                cname.as_ptr(),
+                base | libc::O_CREAT | libc::O_EXCL,
+                0o644,
+            )
+        };
         if fd >= 0 {
             return Ok((check(fd)?, true));
         }
@@ -188,11 +196,21 @@ mod tests {
         let fifo = c_name(&dir.path().join("fifo")).unwrap();
         // SAFETY: a valid C string.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-        assert!(open_read_at(&d, "fifo").unwrap_err().to_string().contains("not a regular file"));
+        assert!(
+            open_read_at(&d, "fifo")
+                .unwrap_err()
+                .to_string()
+                .contains("not a regular file")
+        );
         assert!(open_read(Path::new("/dev/zero")).is_err());
         std::fs::write(dir.path().join("a"), "x").unwrap();
         std::fs::hard_link(dir.path().join("a"), dir.path().join("b")).unwrap();
-        assert!(open_append_at(&d, "a", true).unwrap_err().to_string().contains("hard link"));
+        assert!(
+            open_append_at(&d, "a", true)
+                .unwrap_err()
+                .to_string()
+                .contains("hard link")
+        );
         assert!(open_read_at(&d, "missing").unwrap().is_none());
     }
 }

@@ -90,4 +90,3 @@ fn error_chain(error: &reqwest::Error) -> String {
     }
     quote_remote(&parts.join(": "), 500)
 }
-

@@ -174,20 +174,73 @@ pub fn build(settings: &Settings) -> anyhow::Result<reqwest::Client> {
             ],
         );
     if let Some(proxy_url) = settings.proxy.clone() {
-        let mut proxy = reqwest::Proxy::custom(move |url: &Url| {
-            (url.scheme() == "https" && !vars::is_loopback(url)).then(|| proxy_url.clone())
-        });
-        if let Some(list) = &settings.no_proxy {
-            proxy = proxy.no_proxy(reqwest::NoProxy::from_string(list));
-        }
-        builder = builder.proxy(proxy);
+        let no_proxy = settings.no_proxy.clone().unwrap_or_default();
+        builder = builder.proxy(reqwest::Proxy::custom(move |url: &Url| {
+            let direct =
+                url.scheme() != "https" || vars::is_loopback(url) || bypasses(&no_proxy, url);
+            (!direct).then(|| proxy_url.clone())
+        }));
     }
     builder.build().context("building the HTTP client")
+}
+
+/// Whether NO_PROXY (comma-separated; `*` for every host; a name matches itself and its
+/// subdomains, with or without a leading dot; an address matches itself, with or without a
+/// port) sends requests to `url` direct.
+fn bypasses(no_proxy: &str, url: &Url) -> bool {
+    let Some(host) = url
+        .host_str()
+        .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
+    else {
+        return false;
+    };
+    let port = url.port_or_known_default();
+    no_proxy
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            let entry = entry.to_ascii_lowercase();
+            if entry == "*" {
+                return true;
+            }
+            let (name, entry_port) = match entry.rsplit_once(':') {
+                Some((n, p)) if !n.contains(':') || n.ends_with(']') => {
+                    (n.trim_matches(['[', ']']).to_owned(), p.parse::<u16>().ok())
+                }
+                _ => (entry.trim_matches(['[', ']']).to_owned(), None),
+            };
+            if entry_port.is_some_and(|p| Some(p) != port) {
+                return false;
+            }
+            let name = name.trim_start_matches('.');
+            host == name || host.ends_with(&format!(".{name}"))
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_proxy_matches_hosts_domains_and_ports() {
+        let url = |u: &str| Url::parse(u).unwrap();
+        let api = url("https://api.bitbucket.org/2.0");
+        for list in [
+            "*",
+            "bitbucket.org",
+            ".bitbucket.org",
+            "x, api.bitbucket.org",
+            "api.bitbucket.org:443",
+        ] {
+            assert!(bypasses(list, &api), "{list}");
+        }
+        for list in ["", "bucket.org", "api.bitbucket.org:8443", "example.com"] {
+            assert!(!bypasses(list, &api), "{list}");
+        }
+        assert!(bypasses("10.0.0.1", &url("https://10.0.0.1:8443/")));
+        assert!(bypasses("::2", &url("https://[::2]/")));
+    }
 
     #[test]
     fn ca_bundle_adds_to_the_builtin_roots() {

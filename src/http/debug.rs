@@ -36,7 +36,10 @@ pub(super) fn log_request(request: &reqwest::Request, call: &Call<'_>, log: &mut
                     .collect();
                 lines.push(format!("> {}", shown.join("&")));
             }
-            Body::Json(json) => lines.push(format!("> {}", quote_remote(&json.to_string(), DEBUG_BODY_CHARS))),
+            Body::Json(json) => lines.push(format!(
+                "> {}",
+                quote_remote(&json.to_string(), DEBUG_BODY_CHARS)
+            )),
         }
         lines.join("\n")
     });
@@ -118,6 +121,29 @@ const TOKEN_FIELDS: &[&str] = &[
     "private_key",
 ];
 
+/// Registers every string in a token-bearing field of `body` as a secret.
+pub(super) fn mask_tokens(body: &[u8], log: &mut Reporter) {
+    fn walk(value: &serde_json::Value, log: &mut Reporter) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match v {
+                        serde_json::Value::String(s) if TOKEN_FIELDS.contains(&key.as_str()) => {
+                            log.mask(s)
+                        }
+                        _ => walk(v, log),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, log)),
+            _ => {}
+        }
+    }
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
+        walk(&json, log);
+    }
+}
+
 fn redact_json(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
@@ -134,7 +160,6 @@ fn redact_json(value: &mut serde_json::Value) {
         _ => {}
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -285,6 +285,10 @@ impl Http {
             Ok(Err(ReadError::Http(e))) => return Err(classify::classify(&e, call)),
             Ok(Ok(response)) => response,
         };
+        if call.body_has_tokens && response.status.is_success() {
+            // Before any line of any level: DEBUG's view of this very response is next.
+            debug::mask_tokens(&response.body, log);
+        }
         debug::log_response(&response, call.body_has_tokens, log);
         if is_transient(response.status) {
             let wait = response

@@ -98,7 +98,11 @@ pub fn parse(raw: &Raw, mode: Mode, problems: &mut Problems) -> Option<Box<dyn P
         other => {
             problems.push(
                 "PROVIDER",
-                format!("({}) is not a provider this version knows: use one of {}.", shown(other), IDS.join(", ")),
+                format!(
+                    "({}) is not a provider this version knows: use one of {}.",
+                    shown(other),
+                    IDS.join(", ")
+                ),
             );
             None
         }

@@ -26,7 +26,11 @@ pub struct Issued {
 
 /// Parses a successful token response; `scope_fields` are tried in order. The error says
 /// what is wrong without quoting any token-bearing field.
-pub fn parse_issued(body: &[u8], sent_at: SystemTime, scope_fields: &[&str]) -> Result<Issued, String> {
+pub fn parse_issued(
+    body: &[u8],
+    sent_at: SystemTime,
+    scope_fields: &[&str],
+) -> Result<Issued, String> {
     let json: Value = serde_json::from_slice(body).map_err(|e| {
         let start = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
         if start.trim_start().starts_with('<') {
@@ -47,7 +51,10 @@ pub fn parse_issued(body: &[u8], sent_at: SystemTime, scope_fields: &[&str]) -> 
     match fields.get("token_type") {
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
         Some(Value::String(t)) => {
-            return Err(format!("token_type is {:?}, not bearer", quote_remote(t, 40)));
+            return Err(format!(
+                "token_type is {:?}, not bearer",
+                quote_remote(t, 40)
+            ));
         }
         Some(_) => return Err("token_type is not a string".into()),
         None => return Err("it has no token_type".into()),
@@ -134,7 +141,12 @@ mod tests {
         assert_eq!(t.scope.as_deref(), Some("repository pullrequest"));
         let t = parse_issued(br#"{"access_token":"tok==","token_type":"Bearer","expires_in":"3600","scopes":"account"}"#, now(), &["scope", "scopes"]).unwrap();
         assert_eq!(t.scope.as_deref(), Some("account"));
-        let t = parse_issued(br#"{"access_token":"tok","token_type":"BEARER"}"#, now(), &["scope"]).unwrap();
+        let t = parse_issued(
+            br#"{"access_token":"tok","token_type":"BEARER"}"#,
+            now(),
+            &["scope"],
+        )
+        .unwrap();
         assert_eq!((t.expiry, t.scope), (Expiry::Unknown, None));
     }
 
@@ -145,15 +157,36 @@ mod tests {
             (b"not json", "not JSON"),
             (b"[]", "not a JSON object"),
             (br#"{"token_type":"bearer"}"#, "no access_token"),
-            (br#"{"access_token":5,"token_type":"bearer"}"#, "not a string"),
+            (
+                br#"{"access_token":5,"token_type":"bearer"}"#,
+                "not a string",
+            ),
             (br#"{"access_token":"t","token_type":"mac"}"#, "not bearer"),
             (br#"{"access_token":"t"}"#, "no token_type"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":0}"#, "is 0"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":-5}"#, "not a positive"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":72.5}"#, "not a positive"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":"soon"}"#, "not a positive"),
-            (br#"{"access_token":"t","token_type":"bearer","expires_in":99999999999}"#, "more than a year"),
-            (br#"{"access_token":"t","token_type":"bearer","scope":["a"]}"#, "scope is not a string"),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":0}"#,
+                "is 0",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":-5}"#,
+                "not a positive",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":72.5}"#,
+                "not a positive",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":"soon"}"#,
+                "not a positive",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","expires_in":99999999999}"#,
+                "more than a year",
+            ),
+            (
+                br#"{"access_token":"t","token_type":"bearer","scope":["a"]}"#,
+                "scope is not a string",
+            ),
         ] {
             let err = parse_issued(body, now(), &["scope"])
                 .err()
@@ -164,8 +197,12 @@ mod tests {
 
     #[test]
     fn oauth_errors_are_quoted_safely() {
-        let e = parse_error(b"{\"error\":\"x\\ny\",\"error_description\":\"\\u001b[31mred\"}").unwrap();
-        assert_eq!((e.code.as_str(), e.description.as_deref()), ("x\\ny", Some("\\u{1b}[31mred")));
+        let e =
+            parse_error(b"{\"error\":\"x\\ny\",\"error_description\":\"\\u001b[31mred\"}").unwrap();
+        assert_eq!(
+            (e.code.as_str(), e.description.as_deref()),
+            ("x\\ny", Some("\\u{1b}[31mred"))
+        );
         assert!(parse_error(b"{\"message\":\"no\"}").is_none());
     }
 }

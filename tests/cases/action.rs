@@ -1,6 +1,7 @@
 //! action.yml, the program and the README's GitHub section cannot drift apart.
 
-use oauth_token_pipe::config::{GITHUB_INPUTS, GITHUB_OUTPUTS, GITHUB_VARIABLES, VARIABLES};
+use oauth_token_pipe::config::table;
+use oauth_token_pipe::deliver::github::OUTPUTS as GITHUB_OUTPUTS;
 use serde_yaml_ng::Value;
 
 fn read(path: &str) -> String {
@@ -25,15 +26,16 @@ fn keys(value: &Value) -> Vec<String> {
 fn every_input_is_handled_by_the_program_and_mapped_explicitly() {
     let action = action();
     let inputs = keys(&action["inputs"]);
-    let handled: Vec<&str> = GITHUB_INPUTS.iter().map(|(i, _)| *i).collect();
+    let github_inputs = table::github_inputs();
+    let handled: Vec<&str> = github_inputs.iter().map(|(i, _)| i.as_str()).collect();
     assert_eq!(
         inputs, handled,
-        "action.yml inputs vs config::GITHUB_INPUTS"
+        "action.yml inputs vs the variable table's inputs"
     );
     let env = &action["runs"]["env"];
-    for (input, variable) in GITHUB_INPUTS {
+    for (input, variable) in &github_inputs {
         assert!(
-            VARIABLES.contains(variable) || GITHUB_VARIABLES.contains(variable),
+            table::find(variable).is_some_and(|v| v.input),
             "{variable} is not read by the program"
         );
         assert_eq!(
@@ -44,7 +46,7 @@ fn every_input_is_handled_by_the_program_and_mapped_explicitly() {
     }
     assert_eq!(
         keys(env).len(),
-        GITHUB_INPUTS.len(),
+        github_inputs.len(),
         "runs.env sets only mapped inputs"
     );
     let required: Vec<String> = inputs
@@ -81,7 +83,7 @@ fn the_readme_documents_every_input_and_output() {
     let readme = read("README.md");
     let section = &readme[readme.find("## GitHub Actions").expect("GitHub section")
         ..readme.find("## GitLab CI").expect("GitLab section")];
-    for (input, variable) in GITHUB_INPUTS {
+    for (input, variable) in table::github_inputs() {
         assert!(
             section.contains(&format!("| `{input}`"))
                 && section.contains(&format!("| {variable} |")),
@@ -122,7 +124,7 @@ fn workflow_examples_use_the_action_with_real_inputs_from_secrets() {
                 );
                 for input in keys(&step["with"]) {
                     assert!(
-                        GITHUB_INPUTS.iter().any(|(i, _)| *i == input),
+                        table::github_inputs().iter().any(|(i, _)| *i == input),
                         "{}: unknown input {input}",
                         path.display()
                     );
@@ -149,7 +151,7 @@ fn gitlab_example_reports_the_dotenv_file_the_pipe_writes() {
     let job = &ci["bitbucket-token"];
     assert_eq!(
         job["artifacts"]["reports"]["dotenv"].as_str(),
-        Some(oauth_token_pipe::config::DEFAULT_OUTPUT_FILE)
+        Some(oauth_token_pipe::deliver::DEFAULT_OUTPUT_FILE)
     );
     assert!(
         job["script"]

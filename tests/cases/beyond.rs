@@ -12,7 +12,7 @@ use crate::support::fake::{FakeBitbucket, Reply, Setup};
 use crate::support::{bare, bin, pipe, pipe_std, run};
 
 fn fingerprint(id: &str) -> String {
-    oauth_token_pipe::store::fingerprint(id)
+    crate::support::fingerprint(id)
 }
 
 #[test]
@@ -23,7 +23,9 @@ fn a_second_run_reuses_the_stored_token_without_a_token_request() {
     let first = fs::read_to_string(work.path().join("oauth-token.env")).unwrap();
     run(&mut pipe(&server, work.path()))
         .expect_code(0)
-        .expect_log("Reusing the token in oauth-token.env (issued to this consumer,")
+        .expect_log(
+            "Reusing the token in oauth-token.env (issued for this configuration; expires in 7",
+        )
         .expect_log("✔ Reused access token written to oauth-token.env");
     assert_eq!(
         (server.token_requests(), server.api_requests()),
@@ -71,15 +73,17 @@ fn reuse_false_forces_a_fresh_token() {
 fn a_token_of_another_consumer_is_not_reused() {
     let server = FakeBitbucket::start_default();
     let work = tempfile::tempdir().unwrap();
+    let in_an_hour =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(3600));
     let theirs = format!(
-        "BITBUCKET_ACCESS_TOKEN=theirs\nBITBUCKET_ACCESS_TOKEN_EXPIRES_AT=2099-01-01T00:00:00Z\nBITBUCKET_ACCESS_TOKEN_SCOPES=repository\nBITBUCKET_ACCESS_TOKEN_CLIENT={}\n",
-        fingerprint("someone-else")
+        "BITBUCKET_ACCESS_TOKEN=theirs\nBITBUCKET_ACCESS_TOKEN_EXPIRES_AT={in_an_hour}\nBITBUCKET_ACCESS_TOKEN_SCOPES=repository\nBITBUCKET_ACCESS_TOKEN_CLIENT={}\n",
+        crate::support::bitbucket_fingerprint(&server, "someone-else")
     );
-    fs::write(work.path().join("oauth-token.env"), theirs).unwrap();
+    crate::support::write_private(&work.path().join("oauth-token.env"), &theirs);
     run(&mut pipe(&server, work.path()))
         .expect_code(0)
         .expect_log(
-            "Not reusing: the token in oauth-token.env was issued to another OAuth consumer",
+            "Not reusing: the token in oauth-token.env was issued for another configuration",
         );
     assert_eq!(server.token_requests(), 1);
     assert!(
@@ -99,6 +103,13 @@ fn a_stored_token_that_stopped_working_is_replaced() {
         api_replies: vec![Reply::json(401, crate::support::fake::EXPIRED)],
         ..Setup::default()
     });
+    // The same consumer at the second fake's endpoint (its own port): a token it would reuse.
+    let file = work.path().join("oauth-token.env");
+    let text = fs::read_to_string(&file).unwrap().replace(
+        &crate::support::bitbucket_fingerprint(&first, "test-client-key"),
+        &crate::support::bitbucket_fingerprint(&second, "test-client-key"),
+    );
+    crate::support::write_private(&file, &text);
     run(&mut pipe(&second, work.path()))
         .expect_code(0)
         .expect_log("The stored token did not pass (The token failed validation:")
@@ -125,12 +136,12 @@ fn status_reports_without_printing_the_token_and_needs_no_credentials() {
         .arg("status")
         .env("CLIENT_ID", "someone-else"))
     .expect_code(2)
-    .expect_log("issued to another OAuth consumer");
+    .expect_log("holds a token issued for another configuration");
     run(bare(work.path())
         .arg("status")
         .env("OUTPUT_FILE", "nothing.env"))
     .expect_code(2)
-    .expect_log("nothing.env does not exist");
+    .expect_log("OUTPUT_FILE (nothing.env) does not exist");
     fs::write(work.path().join("other.env"), "FOO=bar\n").unwrap();
     run(bare(work.path())
         .arg("status")
@@ -141,7 +152,7 @@ fn status_reports_without_printing_the_token_and_needs_no_credentials() {
         "BITBUCKET_ACCESS_TOKEN=old\nBITBUCKET_ACCESS_TOKEN_EXPIRES_AT=2020-01-01T00:00:00Z\nBITBUCKET_ACCESS_TOKEN_SCOPES=\nBITBUCKET_ACCESS_TOKEN_CLIENT={}\n",
         fingerprint("k")
     );
-    fs::write(work.path().join("expired.env"), expired).unwrap();
+    crate::support::write_private(&work.path().join("expired.env"), &expired);
     run(bare(work.path())
         .arg("status")
         .env("OUTPUT_FILE", "expired.env"))
@@ -155,7 +166,7 @@ fn check_fetches_and_validates_but_writes_nothing() {
     let work = tempfile::tempdir().unwrap();
     run(pipe(&server, work.path()).arg("check"))
         .expect_code(0)
-        .expect_log("✔ The consumer works: a 18")
+        .expect_log("✔ The client works: a 18")
         .expect_log("Nothing was written.");
     assert_eq!(fs::read_dir(work.path()).unwrap().count(), 0);
     assert_eq!((server.token_requests(), server.api_requests()), (1, 1));
@@ -302,7 +313,12 @@ fn git_credential_answers_for_its_host_only_and_caches_per_user() {
         "git shows a helper's stderr: a good answer says nothing"
     );
     let cache = home.path().join("cache/oauth-token-pipe");
-    let file = cache.join(format!("{}.env", fingerprint("test-client-key")));
+    // The cache is keyed by the consumer at this token endpoint and the host git asked for.
+    let key = format!(
+        "bitbucket\n{}\ntest-client-key\nbitbucket.org",
+        server.token_url()
+    );
+    let file = cache.join(format!("{}.env", fingerprint(&key)));
     assert_eq!(
         fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
         0o700

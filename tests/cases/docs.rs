@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use oauth_token_pipe::config;
+use oauth_token_pipe::config::table;
 
 use crate::support::table_after;
 use oauth_token_pipe::error::Exit;
@@ -37,8 +37,8 @@ fn variables_table_lists_exactly_what_the_program_reads() {
         .collect();
     assert_eq!(
         names,
-        config::VARIABLES,
-        "README Variables table vs config::VARIABLES"
+        table::pipe_variables(),
+        "README Variables table vs the variable table"
     );
     let required: Vec<&str> = rows
         .iter()
@@ -52,22 +52,12 @@ fn variables_table_lists_exactly_what_the_program_reads() {
 fn variables_table_states_the_real_defaults() {
     let rows: BTreeMap<String, String> =
         table_after(&readme(), "## Variables").into_iter().collect();
-    let defaults = [
-        ("OUTPUT_FILE", config::DEFAULT_OUTPUT_FILE.to_owned()),
-        ("TOKEN_VARIABLE", config::DEFAULT_TOKEN_VARIABLE.to_owned()),
-        ("VALIDATE", "true".to_owned()),
-        ("TOKEN_URL", config::DEFAULT_TOKEN_URL.to_owned()),
-        ("API_URL", config::DEFAULT_API_URL.to_owned()),
-        ("TIMEOUT", config::DEFAULT_TIMEOUT_SECS.to_string()),
-        ("RETRIES", config::DEFAULT_RETRIES.to_string()),
-        ("DEBUG", "false".to_owned()),
-        ("REUSE", "true".to_owned()),
-        (
-            "MIN_VALIDITY",
-            config::DEFAULT_MIN_VALIDITY_SECS.to_string(),
-        ),
-    ];
-    for (name, default) in defaults {
+    // The table's defaults are held to the code's constants by a unit test in config.
+    let defaults = table::VARIABLES
+        .iter()
+        .filter(|v| v.in_pipe_yml() && !v.default.is_empty());
+    for var in defaults {
+        let (name, default) = (var.name, var.default);
         let usage = &rows[name];
         assert!(
             usage.contains(&format!("Default: `{default}`")),
@@ -106,8 +96,8 @@ fn yaml_definition_shows_every_variable_and_the_current_image() {
         .collect();
     assert_eq!(
         names,
-        config::VARIABLES,
-        "YAML Definition vs config::VARIABLES"
+        table::pipe_variables(),
+        "YAML Definition vs the variable table"
     );
 }
 
@@ -137,20 +127,11 @@ fn exit_code_table_matches_the_exit_enum() {
         .iter()
         .map(|(c, _)| c.parse().expect("numeric code"))
         .collect();
-    let all = [
-        Exit::Success,
-        Exit::Failure,
-        Exit::Config,
-        Exit::Credentials,
-        Exit::Validation,
-        Exit::Provider,
-        Exit::Output,
-        Exit::CannotExecute,
-        Exit::CommandNotFound,
-        Exit::Interrupted,
-        Exit::Terminated,
-    ];
-    assert_eq!(codes, all.map(Exit::code));
+    assert_eq!(codes, Exit::ALL.map(Exit::code));
+    // Each row's text starts with what the code means as the program says it.
+    for ((_, usage), exit) in rows.iter().zip(Exit::ALL) {
+        assert!(!usage.is_empty(), "{exit:?} is undocumented");
+    }
 }
 
 #[test]
@@ -198,7 +179,7 @@ fn every_command_in_the_readme_is_one_the_program_parses_and_its_help_lists() {
             "README command {command} does not parse"
         );
         assert!(
-            oauth_token_pipe::cli::HELP.contains(&format!("oauth-token-pipe {first}")),
+            oauth_token_pipe::cli::help().contains(&format!("oauth-token-pipe {first}")),
             "--help does not list {command}"
         );
     }

@@ -10,20 +10,28 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use oauth_token_pipe::platform::file_commands;
-use oauth_token_pipe::token::{self, parse_success};
-use oauth_token_pipe::{http, output, validate};
+use oauth_token_pipe::deliver::dotenv;
+use oauth_token_pipe::deliver::github::file_commands;
+use oauth_token_pipe::http;
+use oauth_token_pipe::provider::bitbucket::{
+    parse_token_response as parse_success, scope, validate,
+};
+use oauth_token_pipe::provider::oauth;
+use oauth_token_pipe::token;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use crate::support::{parse_file_commands, read_back_with_sh};
 
-/// Runs `property` on values from `strategy` in rounds of `cases` until the time budget is spent.
+/// Runs `property` on values from `strategy` in rounds of `cases` until the time budget is
+/// spent. The property says whether the input was accepted; at least `min_accepted` of all
+/// cases (a fraction) must be, so a parser that refuses everything cannot pass.
 fn fuzz<S: Strategy>(
     name: &str,
     cases: u32,
+    min_accepted: f64,
     strategy: S,
-    property: impl Fn(S::Value) -> Result<(), TestCaseError>,
+    property: impl Fn(S::Value) -> Result<bool, TestCaseError>,
 ) where
     S::Value: std::fmt::Debug,
 {
@@ -32,20 +40,31 @@ fn fuzz<S: Strategy>(
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
     let started = Instant::now();
-    let mut total = 0;
+    let (mut total, accepted, tried) = (0, std::cell::Cell::new(0u64), std::cell::Cell::new(0u64));
     while total == 0 || started.elapsed() < Duration::from_secs(seconds) {
         let mut runner = TestRunner::new(Config {
             cases,
             ..Config::default()
         });
-        if let Err(failure) = runner.run(&strategy, &property) {
+        let counted = |value| {
+            tried.set(tried.get() + 1);
+            let ok = property(value)?;
+            accepted.set(accepted.get() + u64::from(ok));
+            Ok(())
+        };
+        if let Err(failure) = runner.run(&strategy, counted) {
             panic!("{name}: {failure}");
         }
         total += cases;
     }
+    let (accepted, tried) = (accepted.get(), tried.get());
     eprintln!(
-        "fuzz {name}: {total} cases in {:.1} s",
+        "fuzz {name}: {tried} cases ({accepted} accepted) in {:.1} s",
         started.elapsed().as_secs_f64()
+    );
+    assert!(
+        accepted as f64 >= min_accepted * tried as f64,
+        "{name}: only {accepted} of {tried} inputs were accepted; the strategy or the parser is broken"
     );
 }
 
@@ -124,29 +143,23 @@ fn corpus_token_responses_parse_or_fail_cleanly() {
 
 #[test]
 fn fuzz_token_response_parser() {
-    fuzz("token response", 512, response_strategy(), |body| {
-        if let Ok(token) = parse_success(&body, now()) {
-            let secret = secrecy::ExposeSecret::expose_secret(&token.secret).to_owned();
-            prop_assert!(token::check_token(&secret).is_ok());
-            prop_assert!(!secret.starts_with('~'));
-            prop_assert!(
-                token
-                    .scopes
-                    .iter()
-                    .all(|s| oauth_token_pipe::scope::is_well_formed(s))
-            );
-            prop_assert!(token.expires_in.is_none_or(|s| s > 0));
-        }
-        Ok(())
+    fuzz("token response", 512, 0.02, response_strategy(), |body| {
+        let Ok(token) = parse_success(&body, now()) else {
+            return Ok(false);
+        };
+        let secret = secrecy::ExposeSecret::expose_secret(&token.secret).to_owned();
+        prop_assert!(token::check_token(&secret).is_ok());
+        prop_assert!(!secret.starts_with('~'));
+        prop_assert!(token.scopes.iter().all(|s| scope::is_well_formed(s)));
+        prop_assert!(token.expiry.at().is_none_or(|at| at > now()));
+        Ok(true)
     });
     fuzz(
         "token response bytes",
         512,
+        0.0,
         proptest::collection::vec(any::<u8>(), 0..300),
-        |body| {
-            let _ = parse_success(&body, now());
-            Ok(())
-        },
+        |body| Ok(parse_success(&body, now()).is_ok()),
     );
 }
 
@@ -165,19 +178,20 @@ fn fuzz_error_parsers() {
                 .into_bytes()
         }),
     ];
-    fuzz("OAuth and API error bodies", 512, bodies, |body| {
-        for text in token::parse_oauth_error(&body)
+    fuzz("OAuth and API error bodies", 512, 0.3, bodies, |body| {
+        let texts: Vec<String> = oauth::parse_error(&body)
             .into_iter()
-            .flat_map(|(code, description)| [Some(code), description])
+            .flat_map(|e| [Some(e.code), e.description])
             .flatten()
             .chain(validate::api_message(&body))
-        {
+            .collect();
+        for text in &texts {
             prop_assert!(
                 !text.chars().any(char::is_control),
                 "a control character reaches the log: {text:?}"
             );
         }
-        Ok(())
+        Ok(!texts.is_empty())
     });
 }
 
@@ -188,23 +202,23 @@ fn fuzz_retry_after_parser() {
         "[0-9]{1,25}",
         "(Mon|Sun), [0-9]{2} (Jan|Nov) [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
     ];
-    fuzz("Retry-After", 1024, values, |value| {
+    fuzz("Retry-After", 1024, 0.2, values, |value| {
         let parsed = http::parse_retry_after(&value, now());
         if let Ok(seconds) = value.trim().parse::<u64>() {
             prop_assert_eq!(parsed, Some(Duration::from_secs(seconds)));
         }
-        Ok(())
+        Ok(parsed.is_some())
     });
 }
 
 #[test]
 fn fuzz_dotenv_writer_round_trips_through_sh_and_gitlab() {
     let inputs = ("[A-Za-z_][A-Za-z0-9_]{0,20}", response_strategy());
-    fuzz("dotenv writer", 32, inputs, |(variable, body)| {
+    fuzz("dotenv writer", 32, 0.01, inputs, |(variable, body)| {
         let Ok(token) = parse_success(&body, now()) else {
-            return Ok(());
+            return Ok(false);
         };
-        let text = output::render(&variable, &token, "fuzz-client");
+        let (text, _) = dotenv::render(&variable, &token, "0123456789abcdef");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("t.env");
         std::fs::write(&file, &text).unwrap();
@@ -219,14 +233,14 @@ fn fuzz_dotenv_writer_round_trips_through_sh_and_gitlab() {
         );
         for line in text.lines() {
             let (key, value) = line.split_once('=').unwrap();
-            prop_assert!(oauth_token_pipe::config::is_variable_name(key));
+            prop_assert!(oauth_token_pipe::vars::is_variable_name(key));
             prop_assert_eq!(value.trim(), value, "GitLab trims values");
             prop_assert!(
                 !value.starts_with(['"', '\'']),
                 "GitLab would keep the quotes"
             );
         }
-        Ok(())
+        Ok(true)
     });
 }
 
@@ -234,13 +248,13 @@ fn fuzz_dotenv_writer_round_trips_through_sh_and_gitlab() {
 fn fuzz_github_output_writer_round_trips_through_the_runner_parser() {
     let value = prop_oneof![any::<String>(), "[a-z\r\n]{0,6}", "[A-Za-z0-9._~+/-]{1,40}"];
     let pairs = proptest::collection::vec(("[a-z_]{1,12}|.{0,12}", value), 1..4);
-    fuzz("GitHub file commands", 512, pairs, |pairs| {
+    fuzz("GitHub file commands", 512, 0.2, pairs, |pairs| {
         let refs: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
         match file_commands(&refs) {
-            Err(_) => {}
+            Err(_) => Ok(false),
             Ok(text) => {
                 let parsed = parse_file_commands(&text);
                 prop_assert_eq!(parsed.len(), pairs.len());
@@ -248,8 +262,8 @@ fn fuzz_github_output_writer_round_trips_through_the_runner_parser() {
                     prop_assert_eq!(name, n);
                     prop_assert_eq!(value, v);
                 }
+                Ok(true)
             }
         }
-        Ok(())
     });
 }

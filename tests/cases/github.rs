@@ -44,7 +44,7 @@ fn outputs_are_written_as_heredocs_the_runner_parses() {
     let outputs =
         parse_file_commands(&fs::read_to_string(work.path().join("github_output")).unwrap());
     let names: Vec<&str> = outputs.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, oauth_token_pipe::config::GITHUB_OUTPUTS);
+    assert_eq!(names, oauth_token_pipe::deliver::github::OUTPUTS);
     assert_eq!(outputs[0].1, server.setup().token);
     assert!(
         humantime::parse_rfc3339(&outputs[1].1).is_ok(),
@@ -77,10 +77,10 @@ fn add_mask_comes_before_any_line_that_could_contain_the_token() {
     let out = run(action(&server, work.path()).env("INPUT_DEBUG", "true"));
     out.expect_code(0);
     assert_eq!(
-        out.stderr, "",
-        "on GitHub every line goes to one ordered stream"
+        out.stdout, "",
+        "on GitHub every line goes to one ordered stream, standard error (stdout is for answers)"
     );
-    let lines: Vec<&str> = out.stdout.lines().collect();
+    let lines: Vec<&str> = out.stderr.lines().collect();
     let setup = server.setup();
     assert_eq!(
         lines[0],
@@ -99,8 +99,10 @@ fn add_mask_comes_before_any_line_that_could_contain_the_token() {
         .iter()
         .position(|l| l.starts_with("DEBUG: < HTTP 200"))
         .unwrap();
+    // Registered the moment the response is read, before DEBUG shows any of it
+    // (regression: the redacted body used to be logged first).
     assert!(
-        token_mask > first_response && token_mask < received,
+        token_mask < first_response && token_mask < received,
         "mask at {token_mask}, response at {first_response}, received at {received}"
     );
     for (i, line) in lines.iter().enumerate() {
@@ -235,7 +237,7 @@ fn parse_gitlab_dotenv(text: &str) -> Vec<(String, String)> {
                 .unwrap_or_else(|| panic!("GitLab rejects {line:?}"));
             let key = key.trim();
             assert!(
-                oauth_token_pipe::config::is_variable_name(key),
+                oauth_token_pipe::vars::is_variable_name(key),
                 "GitLab rejects key {key:?}"
             );
             assert!(

@@ -14,21 +14,49 @@ use crate::support::{bare, bin, listing, pipe, pipe_std, run};
 
 const OLD: &str = "BITBUCKET_ACCESS_TOKEN=old\n";
 
+/// The fake by a name that is not loopback, as a pipeline behind a proxy reaches the real
+/// endpoints; only the proxy resolves it.
+fn pipe_by_name(server: &FakeBitbucket, dir: &std::path::Path) -> assert_cmd::Command {
+    let mut cmd = pipe(server, dir);
+    cmd.env(
+        "TOKEN_URL",
+        format!("{}/site/oauth2/access_token", server.base_by_name()),
+    )
+    .env("API_URL", format!("{}/2.0", server.base_by_name()));
+    cmd
+}
+
 #[test]
 fn https_proxy_is_used_in_either_case() {
-    for name in ["HTTPS_PROXY", "https_proxy"] {
+    for name in ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"] {
         let server = FakeBitbucket::start_default();
         let proxy = ConnectProxy::start();
         let work = tempfile::tempdir().unwrap();
-        run(pipe(&server, work.path()).env(name, proxy.url())).expect_code(0);
+        run(pipe_by_name(&server, work.path()).env(name, proxy.url())).expect_code(0);
         let port = server.base().rsplit(':').next().unwrap().to_owned();
         let targets = proxy.targets();
         // Both requests share one kept-alive tunnel.
         assert!(
-            !targets.is_empty() && targets.iter().all(|t| *t == format!("127.0.0.1:{port}")),
+            !targets.is_empty() && targets.iter().all(|t| *t == format!("fake.test:{port}")),
             "{name}: {targets:?}"
         );
     }
+}
+
+/// Regression (security review): a proxy set for the job saw requests to loopback, and
+/// plain http to loopback sent `Authorization: Basic key:secret` through it in clear.
+#[test]
+fn loopback_never_goes_through_a_proxy() {
+    let server = FakeBitbucket::start_default();
+    let proxy = ConnectProxy::start();
+    let work = tempfile::tempdir().unwrap();
+    for name in ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "http_proxy"] {
+        run(pipe(&server, work.path())
+            .env(name, proxy.url())
+            .env("REUSE", "false"))
+        .expect_code(0);
+    }
+    assert_eq!(proxy.connections(), 0, "{:?}", proxy.targets());
 }
 
 #[test]
@@ -37,10 +65,13 @@ fn no_proxy_bypasses_the_proxy() {
         let server = FakeBitbucket::start_default();
         let proxy = ConnectProxy::start();
         let work = tempfile::tempdir().unwrap();
-        run(pipe(&server, work.path())
+        // Bypassing the proxy, the client looks fake.test up itself, which fails: the point
+        // is that the proxy saw nothing.
+        run(pipe_by_name(&server, work.path())
             .env("HTTPS_PROXY", proxy.url())
-            .env(name, "127.0.0.1"))
-        .expect_code(0);
+            .env(name, "fake.test")
+            .env("RETRIES", "0"))
+        .expect_code(5);
         assert!(proxy.targets().is_empty(), "{name}: {:?}", proxy.targets());
     }
 }
@@ -54,7 +85,7 @@ fn an_unreachable_proxy_is_a_transient_failure() {
         .unwrap()
         .port();
     let work = tempfile::tempdir().unwrap();
-    run(pipe(&server, work.path())
+    run(pipe_by_name(&server, work.path())
         .env("HTTPS_PROXY", format!("http://127.0.0.1:{closed}"))
         .env("RETRIES", "1"))
     .expect_code(5)

@@ -51,17 +51,14 @@ fn success_writes_a_dotenv_file_that_sh_reads_back() {
         lines[2],
         "BITBUCKET_ACCESS_TOKEN_SCOPES=repository,pullrequest"
     );
-    // The first 16 hex digits of SHA-256("test-client-key"): which consumer, for reuse.
+    // 16 hex digits of SHA-256 of provider, token endpoint and consumer: which
+    // configuration, for reuse, revealing none of them.
     assert_eq!(
         lines[3],
         format!(
             "BITBUCKET_ACCESS_TOKEN_CLIENT={}",
-            oauth_token_pipe::store::fingerprint("test-client-key")
+            crate::support::bitbucket_fingerprint(&server, "test-client-key")
         )
-    );
-    assert_eq!(
-        oauth_token_pipe::store::fingerprint("test-client-key").len(),
-        16
     );
     assert_eq!(
         fs::metadata(&file).unwrap().permissions().mode() & 0o777,
@@ -402,7 +399,12 @@ fn an_existing_file_is_replaced_with_mode_0600_on_success() {
     let server = FakeBitbucket::start_default();
     let work = dir();
     let file = work.path().join("oauth-token.env");
-    fs::write(&file, "OLD=1\n").unwrap();
+    // An expired token of ours, left world-readable: replaced, and the new file is private.
+    fs::write(
+        &file,
+        "BITBUCKET_ACCESS_TOKEN=old\nBITBUCKET_ACCESS_TOKEN_SCOPES=\n",
+    )
+    .unwrap();
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
     run(&mut pipe(&server, work.path())).expect_code(0);
     assert!(

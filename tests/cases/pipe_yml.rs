@@ -9,7 +9,8 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use oauth_token_pipe::config::{self, Config};
+use oauth_token_pipe::config::{self, Config, table};
+use oauth_token_pipe::vars::Mode;
 use serde::Deserialize;
 use serde_yaml_ng::Value;
 
@@ -72,25 +73,8 @@ fn pipe_yml() -> PipeYml {
 /// The default the program applies when `name` is unset, as pipe.yml should spell it; `None`
 /// for a variable this table does not know yet (the test then says to add it).
 fn program_default(name: &str) -> Option<String> {
-    Some(match name {
-        // Required, or optional without a default: empty, which the program treats as unset.
-        "CLIENT_ID" | "CLIENT_SECRET" | "VALIDATE_URL" | "REQUIRED_SCOPES" | "CA_BUNDLE" => {
-            String::new()
-        }
-        "OUTPUT_FILE" => config::DEFAULT_OUTPUT_FILE.to_owned(),
-        "TOKEN_VARIABLE" => config::DEFAULT_TOKEN_VARIABLE.to_owned(),
-        // Falls back to the variable Bitbucket sets in every pipeline.
-        "REPOSITORY" => "$BITBUCKET_REPO_FULL_NAME".to_owned(),
-        "VALIDATE" => "true".to_owned(),
-        "TOKEN_URL" => config::DEFAULT_TOKEN_URL.to_owned(),
-        "API_URL" => config::DEFAULT_API_URL.to_owned(),
-        "TIMEOUT" => config::DEFAULT_TIMEOUT_SECS.to_string(),
-        "RETRIES" => config::DEFAULT_RETRIES.to_string(),
-        "DEBUG" => "false".to_owned(),
-        "REUSE" => "true".to_owned(),
-        "MIN_VALIDITY" => config::DEFAULT_MIN_VALIDITY_SECS.to_string(),
-        _ => return None,
-    })
+    // The table's defaults are held to the code's constants by a unit test in config.
+    table::find(name).map(|v| v.default.to_owned())
 }
 
 #[test]
@@ -98,12 +82,12 @@ fn pipe_yml_declares_exactly_the_variables_the_program_reads() {
     let pipe = pipe_yml();
     let declared: Vec<&str> = pipe.variables.iter().map(|v| v.name.as_str()).collect();
     let declared_set: BTreeSet<&str> = declared.iter().copied().collect();
-    let read_set: BTreeSet<&str> = config::VARIABLES.iter().copied().collect();
+    let read_set: BTreeSet<&str> = table::pipe_variables().into_iter().collect();
     let missing: Vec<_> = read_set.difference(&declared_set).collect();
     let extra: Vec<_> = declared_set.difference(&read_set).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "pipe.yml `variables` differ from config::VARIABLES: the program reads {missing:?} but pipe.yml does not declare them; pipe.yml declares {extra:?} but the program does not read them"
+        "pipe.yml `variables` differ from the variable table: the program reads {missing:?} but pipe.yml does not declare them; pipe.yml declares {extra:?} but the program does not read them"
     );
     assert_eq!(
         declared.len(),
@@ -112,8 +96,8 @@ fn pipe_yml_declares_exactly_the_variables_the_program_reads() {
     );
     assert_eq!(
         declared,
-        config::VARIABLES,
-        "pipe.yml should list the variables in config::VARIABLES order (the README's)"
+        table::pipe_variables(),
+        "pipe.yml should list the variables in the table's order (the README's)"
     );
 }
 
@@ -153,7 +137,7 @@ fn pipe_yml_defaults_change_nothing_when_set_explicitly() {
             .collect();
         vars.extend(extra.map(|(k, v)| (OsString::from(k), OsString::from(v))));
         let (raw, problems) = config::read_env(vars);
-        format!("{:?}", Config::from_raw(&raw, problems))
+        format!("{:?}", Config::parse(&raw, problems, Mode::Pipe))
     };
     let unset = configure(None);
     assert!(unset.starts_with("Ok("), "{unset}");
@@ -313,7 +297,7 @@ fn is_variable_reference(value: &str) -> bool {
         .strip_prefix("${")
         .and_then(|v| v.strip_suffix('}'))
         .or_else(|| value.strip_prefix('$'));
-    name.is_some_and(config::is_variable_name)
+    name.is_some_and(oauth_token_pipe::vars::is_variable_name)
 }
 
 #[test]
@@ -492,8 +476,9 @@ fn the_token_printing_check_catches_what_it_should() {
 fn examples_never_print_the_token() {
     for (name, value) in examples() {
         // The names and file this example's own pipe blocks chose, besides the defaults.
-        let mut token_variables = vec![config::DEFAULT_TOKEN_VARIABLE.to_owned()];
-        let mut files = vec![config::DEFAULT_OUTPUT_FILE.to_owned()];
+        let mut token_variables =
+            vec![oauth_token_pipe::provider::bitbucket::DEFAULT_TOKEN_VARIABLE.to_owned()];
+        let mut files = vec![oauth_token_pipe::deliver::DEFAULT_OUTPUT_FILE.to_owned()];
         for (image, block) in pipe_blocks(&value) {
             if !is_ours(image) {
                 continue;

@@ -280,6 +280,11 @@ impl FakeBitbucket {
         format!("https://127.0.0.1:{}", self.addr.port())
     }
 
+    /// The fake under the name `fake.test`, which only the test proxy resolves.
+    pub fn base_by_name(&self) -> String {
+        format!("https://fake.test:{}", self.addr.port())
+    }
+
     /// The TOKEN_URL for this fake.
     pub fn token_url(&self) -> String {
         format!("{}{TOKEN_PATH}", self.base())
@@ -351,7 +356,13 @@ fn certificates(kind: &Cert) -> (String, rustls::ServerConfig) {
     let leaf_key = KeyPair::generate().expect("leaf key");
     let names = match kind {
         Cert::WrongName => vec!["bitbucket.example".to_string()],
-        _ => vec!["localhost".to_string(), "127.0.0.1".to_string()],
+        // fake.test: a name that is not loopback, for the proxy tests (the test proxy
+        // resolves it to 127.0.0.1; the client never resolves it itself).
+        _ => vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "fake.test".to_string(),
+        ],
     };
     let mut leaf_params = CertificateParams::new(names).expect("leaf params");
     if *kind == Cert::Expired {

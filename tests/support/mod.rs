@@ -12,6 +12,30 @@ use assert_cmd::Command;
 
 pub use fake::FakeBitbucket;
 
+/// The reuse fingerprint the program records for `key`: the first 16 hex digits of its
+/// SHA-256, computed here independently of the program's own code.
+pub fn fingerprint(key: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The fingerprint of a Bitbucket consumer `client_id` at `server`'s token endpoint: the
+/// reuse key is the provider, the token endpoint and the client, one per line.
+pub fn bitbucket_fingerprint(server: &FakeBitbucket, client_id: &str) -> String {
+    fingerprint(&format!("bitbucket\n{}\n{client_id}", server.token_url()))
+}
+
+/// Writes `text` to `path` with mode 0600, as the program writes its files (a file with a
+/// wider mode is never trusted for reuse).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// The binary under test, as Cargo built it for this test run.
 pub fn bin() -> &'static Path {
     assert_cmd::cargo::cargo_bin!("oauth-token-pipe")

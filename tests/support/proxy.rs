@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 pub struct ConnectProxy {
     port: u16,
     targets: Arc<Mutex<Vec<String>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl ConnectProxy {
@@ -18,18 +19,30 @@ impl ConnectProxy {
         let port = listener.local_addr().unwrap().port();
         let targets = Arc::new(Mutex::new(Vec::new()));
         let seen = targets.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let seen = seen.clone();
                 std::thread::spawn(move || tunnel(client, &seen));
             }
         });
-        ConnectProxy { port, targets }
+        ConnectProxy {
+            port,
+            targets,
+            connections,
+        }
     }
 
     /// `http://127.0.0.1:PORT`, for HTTPS_PROXY.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// How many connections it accepted, whatever they asked for.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The `host:port` of every CONNECT received.
@@ -57,12 +70,20 @@ fn tunnel(client: TcpStream, seen: &Mutex<Vec<String>>) {
         return;
     };
     seen.lock().unwrap().push(target.to_owned());
-    // Only loopback targets are tunnelled: tests never send traffic anywhere else.
-    if !(target.starts_with("127.0.0.1:") || target.starts_with("localhost:")) {
+    // Only loopback targets are tunnelled (fake.test is the fake by name): tests never send
+    // traffic anywhere else.
+    if !(target.starts_with("127.0.0.1:")
+        || target.starts_with("localhost:")
+        || target.starts_with("fake.test:"))
+    {
         let _ = (&client).write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
         return;
     }
-    let Ok(upstream) = TcpStream::connect(target.replace("localhost:", "127.0.0.1:")) else {
+    let Ok(upstream) = TcpStream::connect(
+        target
+            .replace("localhost:", "127.0.0.1:")
+            .replace("fake.test:", "127.0.0.1:"),
+    ) else {
         let _ = (&client).write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
         return;
     };

@@ -43,8 +43,11 @@ mod tests {
                 .contains("Key or Secret is wrong")
         );
         assert!(
-            hint("invalid_request", "No callback uri defined for the OAuth client.")
-                .contains("callback URL")
+            hint(
+                "invalid_request",
+                "No callback uri defined for the OAuth client."
+            )
+            .contains("callback URL")
         );
         assert!(hint("unauthorized_client", "Cannot use client_credentials with a consumer marked as \"public\". Calls for auto generated consumers should use urn:bitbucket:oauth2:jwt instead.").contains("private consumer"));
         assert!(hint("invalid_grant", "Unsupported grant type: None").contains("TOKEN_URL"));

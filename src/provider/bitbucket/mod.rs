@@ -12,7 +12,7 @@
 
 mod hints;
 pub mod scope;
-mod validate;
+pub mod validate;
 
 use std::time::SystemTime;
 
@@ -58,7 +58,7 @@ impl Bitbucket {
         let client_id = client_id(raw, needs_credentials, problems);
         let client_secret = client_secret(raw, needs_credentials, problems);
         let token_url = vars::url(raw, "TOKEN_URL", Some(DEFAULT_TOKEN_URL), problems);
-        let api_url = vars::url(raw, "API_URL", Some(DEFAULT_API_URL), problems);
+        let api_url = vars::base_url(raw, "API_URL", Some(DEFAULT_API_URL), problems);
         let validation = validation(raw, mode, api_url.as_ref(), problems);
         let required_scopes = required_scopes(raw, problems);
         Some(Bitbucket {
@@ -76,7 +76,11 @@ impl Bitbucket {
             let body = response.quoted_body(300);
             return Error::provider(format!(
                 "The token endpoint answered HTTP {status} without an OAuth error: {}. Check that TOKEN_URL is Bitbucket's token endpoint ({DEFAULT_TOKEN_URL}).",
-                if body.is_empty() { "(empty body)".to_owned() } else { body }
+                if body.is_empty() {
+                    "(empty body)".to_owned()
+                } else {
+                    body
+                }
             ));
         };
         let hint = hints::hint(&error.code, error.description.as_deref().unwrap_or(""));
@@ -107,30 +111,35 @@ impl Bitbucket {
         if !response.status.is_success() {
             return Err(self.rejected(&response));
         }
-        let malformed = |problem: String| {
+        let token = parse_token_response(&response.body, sent_at).map_err(|problem| {
             Error::provider(format!(
                 "The token endpoint {} answered HTTP {} with a malformed token response: {problem}. Check that TOKEN_URL is Bitbucket's token endpoint ({DEFAULT_TOKEN_URL}).",
                 self.token_url, response.status
             ))
-        };
-        // `scope` since May 2026; `scopes` before. Both are space-separated strings.
-        let issued = oauth::parse_issued(&response.body, sent_at, &["scope", "scopes"]).map_err(|p| {
-            if p.contains("HTML") {
-                malformed(format!("{p} (Bitbucket answers with an HTML page when the request is not authenticated with HTTP Basic)"))
-            } else {
-                malformed(p)
-            }
         })?;
-        log.mask(&issued.access_token);
-        let scopes = parse_list(issued.scope.as_deref().unwrap_or(""));
-        if let Some(bad) = scopes.iter().find(|s| !scope::is_well_formed(s)) {
-            return Err(malformed(format!(
-                "scope lists {:?}, which is not a scope name",
-                quote_remote(bad, 40)
-            )));
-        }
-        Ok(Token::new(&issued.access_token, issued.expiry, scopes))
+        log.mask(token.secret.expose_secret());
+        Ok(token)
     }
+}
+
+/// Parses Bitbucket's token response: RFC 6749's, with `scope` (since May 2026) or `scopes`
+/// (before), each scope a Bitbucket scope name. The error never quotes a token field.
+pub fn parse_token_response(body: &[u8], sent_at: SystemTime) -> Result<Token, String> {
+    let issued = oauth::parse_issued(body, sent_at, &["scope", "scopes"]).map_err(|p| {
+        if p.contains("HTML") {
+            format!("{p} (Bitbucket answers with an HTML page when the request is not authenticated with HTTP Basic)")
+        } else {
+            p
+        }
+    })?;
+    let scopes = parse_list(issued.scope.as_deref().unwrap_or(""));
+    if let Some(bad) = scopes.iter().find(|s| !scope::is_well_formed(s)) {
+        return Err(format!(
+            "scope lists {:?}, which is not a scope name",
+            quote_remote(bad, 40)
+        ));
+    }
+    Ok(Token::new(&issued.access_token, issued.expiry, scopes))
 }
 
 impl Provider for Bitbucket {
@@ -218,7 +227,10 @@ fn client_id(raw: &Raw, needed: bool, problems: &mut Problems) -> Option<String>
         }
         Some(id) => {
             if let Some(slip) = whitespace_slip(id) {
-                problems.push("CLIENT_ID", format!("{slip}: a copy-paste slip? Set it to the consumer's Key exactly."));
+                problems.push(
+                    "CLIENT_ID",
+                    format!("{slip}: a copy-paste slip? Set it to the consumer's Key exactly."),
+                );
             } else if id.contains(':') {
                 problems.push("CLIENT_ID", "contains ':', which HTTP Basic authentication cannot carry: set it to the consumer's Key.");
             }
@@ -231,12 +243,18 @@ fn client_secret(raw: &Raw, needed: bool, problems: &mut Problems) -> Option<Str
     match raw.get("CLIENT_SECRET") {
         None if !needed => Some(String::new()),
         None => {
-            problems.push("CLIENT_SECRET", "is not set: set it to the Secret of your OAuth consumer, as a secured variable.");
+            problems.push(
+                "CLIENT_SECRET",
+                "is not set: set it to the Secret of your OAuth consumer, as a secured variable.",
+            );
             None
         }
         Some(secret) => {
             if let Some(slip) = whitespace_slip(secret) {
-                problems.push("CLIENT_SECRET", format!("{slip}: a copy-paste slip? Set it to the consumer's Secret exactly."));
+                problems.push(
+                    "CLIENT_SECRET",
+                    format!("{slip}: a copy-paste slip? Set it to the consumer's Secret exactly."),
+                );
             }
             Some(secret.to_owned())
         }
@@ -244,7 +262,12 @@ fn client_secret(raw: &Raw, needed: bool, problems: &mut Problems) -> Option<Str
 }
 
 /// `Some(None)` when validation is off; `None` when its configuration is broken.
-fn validation(raw: &Raw, mode: Mode, api_url: Option<&Url>, problems: &mut Problems) -> Option<Option<Validation>> {
+fn validation(
+    raw: &Raw,
+    mode: Mode,
+    api_url: Option<&Url>,
+    problems: &mut Problems,
+) -> Option<Option<Validation>> {
     let validate_url = raw
         .get("VALIDATE_URL")
         .map(|u| vars::parse_url("VALIDATE_URL", u, problems));
@@ -252,7 +275,10 @@ fn validation(raw: &Raw, mode: Mode, api_url: Option<&Url>, problems: &mut Probl
     let repository = raw
         .get("REPOSITORY")
         .map(|r| ("REPOSITORY", r))
-        .or_else(|| raw.get("BITBUCKET_REPO_FULL_NAME").map(|r| ("BITBUCKET_REPO_FULL_NAME", r)));
+        .or_else(|| {
+            raw.get("BITBUCKET_REPO_FULL_NAME")
+                .map(|r| ("BITBUCKET_REPO_FULL_NAME", r))
+        });
     if let Some((name, value)) = repository {
         if !is_repository(value) {
             problems.push(name, format!("({}) is not of the form workspace/repo-slug: use the names from the repository's URL, e.g. myteam/my-repo.", shown(value)));
@@ -294,7 +320,8 @@ fn is_repository(value: &str) -> bool {
             !p.is_empty()
                 && p != "."
                 && p != ".."
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         })
     };
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
@@ -310,11 +337,19 @@ mod tests {
         let parsed = Bitbucket::parse(&raw, Mode::Pipe, &mut problems);
         match parsed {
             Some(b) if problems.is_empty() => Ok(b),
-            _ => Err(problems.into_vec().iter().map(ToString::to_string).collect()),
+            _ => Err(problems
+                .into_vec()
+                .iter()
+                .map(ToString::to_string)
+                .collect()),
         }
     }
 
-    const BASE: &[(&str, &str)] = &[("CLIENT_ID", "key"), ("CLIENT_SECRET", "secret"), ("REPOSITORY", "ws/repo")];
+    const BASE: &[(&str, &str)] = &[
+        ("CLIENT_ID", "key"),
+        ("CLIENT_SECRET", "secret"),
+        ("REPOSITORY", "ws/repo"),
+    ];
 
     #[test]
     fn defaults_apply() {
@@ -328,7 +363,12 @@ mod tests {
 
     #[test]
     fn repository_falls_back_to_bitbucket_variable() {
-        let b = parse(&[("CLIENT_ID", "k"), ("CLIENT_SECRET", "s"), ("BITBUCKET_REPO_FULL_NAME", "team/app")]).unwrap();
+        let b = parse(&[
+            ("CLIENT_ID", "k"),
+            ("CLIENT_SECRET", "s"),
+            ("BITBUCKET_REPO_FULL_NAME", "team/app"),
+        ])
+        .unwrap();
         assert_eq!(
             b.validation,
             Some(Validation::Repository {
@@ -340,7 +380,12 @@ mod tests {
 
     #[test]
     fn secret_slips_are_named_not_quoted() {
-        let problems = parse(&[("CLIENT_ID", "k"), ("CLIENT_SECRET", "s3cr3t\n"), ("VALIDATE", "no")]).unwrap_err();
+        let problems = parse(&[
+            ("CLIENT_ID", "k"),
+            ("CLIENT_SECRET", "s3cr3t\n"),
+            ("VALIDATE", "no"),
+        ])
+        .unwrap_err();
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("line break") && !problems[0].contains("s3cr3t"));
     }
@@ -348,7 +393,9 @@ mod tests {
     #[test]
     fn repositories() {
         assert!(is_repository("my-team/my.repo_1"));
-        for bad in ["ws", "ws/", "/r", "a/b/c", "ws/..", "ws/r?x", "ws/r#", "w s/r"] {
+        for bad in [
+            "ws", "ws/", "/r", "a/b/c", "ws/..", "ws/r?x", "ws/r#", "w s/r",
+        ] {
             assert!(!is_repository(bad), "{bad}");
         }
     }
@@ -357,7 +404,10 @@ mod tests {
     fn reuse_keys_differ_by_endpoint_and_client() {
         let a = parse(BASE).unwrap().reuse_key();
         let mut other = BASE.to_vec();
-        other.push(("TOKEN_URL", "https://bitbucket.example/site/oauth2/access_token"));
+        other.push((
+            "TOKEN_URL",
+            "https://bitbucket.example/site/oauth2/access_token",
+        ));
         assert_ne!(a, parse(&other).unwrap().reuse_key());
         let mut other = BASE.to_vec();
         other[0] = ("CLIENT_ID", "key2");

@@ -66,7 +66,12 @@ pub async fn call(
         Validation::Repository { .. } => "API_URL",
         Validation::Url(_) => "VALIDATE_URL",
     };
-    let call = Call::get("validation call", target.url(), variable, Auth::Bearer(&token.secret));
+    let call = Call::get(
+        "validation call",
+        target.url(),
+        variable,
+        Auth::Bearer(&token.secret),
+    );
     let mut lag_retries = 0;
     loop {
         let response = http.send(&call, log).await?;
