@@ -117,6 +117,9 @@ pub enum Validated {
         what: String,
         /// The 2xx status.
         status: u16,
+        /// The scopes validation showed were granted, when the token response did not say
+        /// (introspection's `scope`, a JWT's `scope` or `scp`).
+        scopes: Option<Vec<String>>,
     },
 }
 

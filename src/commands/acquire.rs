@@ -56,7 +56,8 @@ pub async fn acquire(
         token.expiry,
         token.scope_list()
     ));
-    let validated = check(config, &token, Fresh::Issued, http, log).await?;
+    let mut token = token;
+    let validated = check(config, &mut token, Fresh::Issued, http, log).await?;
     Ok(Acquired {
         token,
         reused: false,
@@ -87,14 +88,14 @@ async fn try_reuse(
             return Ok(None);
         }
     };
-    let token = stored.token;
+    let mut token = stored.token;
     mask(config, &token, log);
     log.info(format!(
         "Reusing the token in {} (issued for this configuration; {}); no token request.",
         path.display(),
         token.expiry
     ));
-    match check(config, &token, Fresh::Reused, http, log).await {
+    match check(config, &mut token, Fresh::Reused, http, log).await {
         Ok(validated) => Ok(Some(Acquired {
             token,
             reused: true,
@@ -122,10 +123,11 @@ fn mask(config: &Config, token: &Token, log: &mut Reporter) {
     );
 }
 
-/// The scope check and the validation call.
+/// The scope check and the validation call; when validation shows the scopes the token
+/// response did not name, the token takes them and they are checked again.
 async fn check(
     config: &Config,
-    token: &Token,
+    token: &mut Token,
     fresh: Fresh,
     http: &Http,
     log: &mut Reporter,
@@ -143,10 +145,23 @@ async fn check(
     };
     log.info(format!("Validating the token: {target}"));
     let validated = config.provider.validate(token, fresh, http, log).await?;
-    if let Validated::Called { what, status } = &validated {
+    if let Validated::Called {
+        what,
+        status,
+        scopes,
+    } = &validated
+    {
         let status = reqwest::StatusCode::from_u16(*status)
             .map_or_else(|_| status.to_string(), |s| s.to_string());
         log.info(format!("The token works: {what} answered HTTP {status}."));
+        if let Some(scopes) = scopes {
+            token.scopes = scopes.clone();
+            log.info(format!(
+                "Validation shows the granted scopes: {}.",
+                token.scope_list()
+            ));
+            config.provider.check_scopes(token)?;
+        }
     }
     Ok(validated)
 }

@@ -228,28 +228,26 @@ mod tests {
 
     #[test]
     fn the_table_lists_exactly_what_the_parsers_read() {
-        // Every mode, with every variable set, so every branch that reads one runs.
+        // Every provider and mode, on GitHub and off, so every branch that reads one runs.
         let mut all = BTreeSet::new();
-        for mode in [
+        let modes = [
             Mode::Pipe,
             Mode::Exec,
             Mode::Check,
             Mode::GitCredential,
             Mode::Status,
-        ] {
-            let pairs: Vec<(String, String)> = table::VARIABLES
-                .iter()
-                .map(|v| (v.name.to_owned(), String::new()))
-                .collect();
-            let raw = Raw::new(pairs);
-            let _ = Config::parse(&raw, Problems::default(), mode);
-            all.extend(raw.names_read());
-            let raw = Raw::new([
-                ("GITHUB_ACTIONS".to_owned(), "true".to_owned()),
-                ("GITHUB_OUTPUT".to_owned(), "/o".to_owned()),
-            ]);
-            let _ = Config::parse(&raw, Problems::default(), mode);
-            all.extend(raw.names_read());
+        ];
+        for (provider, mode) in provider::IDS.iter().flat_map(|p| modes.map(|m| (*p, m))) {
+            for github in [false, true] {
+                let mut pairs = vec![("PROVIDER".to_owned(), provider.to_owned())];
+                if github {
+                    pairs.push(("GITHUB_ACTIONS".to_owned(), "true".to_owned()));
+                    pairs.push(("GITHUB_OUTPUT".to_owned(), "/o".to_owned()));
+                }
+                let raw = Raw::new(pairs);
+                let _ = Config::parse(&raw, Problems::default(), mode);
+                all.extend(raw.names_read());
+            }
         }
         all.insert("NO_COLOR".to_owned()); // read by color_enabled, before the config
         let table: BTreeSet<String> = table::VARIABLES.iter().map(|v| v.name.to_owned()).collect();

@@ -71,165 +71,59 @@ const fn no_input(mut v: Var) -> Var {
 }
 
 const BITBUCKET: Owner = Owner::Provider("bitbucket");
+/// Read by the generic OAuth 2.0 provider and every identity-provider profile over it.
+const OAUTH2: Owner = Owner::Provider("oauth2");
 
 const fn platform(name: &'static str, doc: &'static str) -> Var {
     no_input(var(name, "", Owner::Platform, doc))
 }
 
-/// The table, in the order the README documents the variables.
+/// The table, in the order the README documents the variables. One line per variable
+/// (rustfmt would spread each over five), so the table reads as a table.
+#[rustfmt::skip]
 pub const VARIABLES: &[Var] = &[
-    var("CLIENT_ID", "", BITBUCKET, "The OAuth consumer's Key."),
-    secret(var(
-        "CLIENT_SECRET",
-        "",
-        BITBUCKET,
-        "The OAuth consumer's Secret, as a secured variable.",
-    )),
-    var(
-        "PROVIDER",
-        "bitbucket",
-        Owner::Common,
-        "The token provider: bitbucket.",
-    ),
-    var(
-        "OUTPUT_FILE",
-        "oauth-token.env",
-        Owner::Common,
-        "The dotenv file to write.",
-    ),
-    var(
-        "TOKEN_VARIABLE",
-        "BITBUCKET_ACCESS_TOKEN",
-        Owner::Common,
-        "The variable name used in the file.",
-    ),
-    var(
-        "REPOSITORY",
-        "$BITBUCKET_REPO_FULL_NAME",
-        BITBUCKET,
-        "workspace/repo-slug read by the validation call.",
-    ),
-    var(
-        "VALIDATE",
-        "true",
-        Owner::Common,
-        "Make the validation API call.",
-    ),
-    var(
-        "VALIDATE_URL",
-        "",
-        Owner::Common,
-        "A full API URL for the validation call.",
-    ),
-    var(
-        "REQUIRED_SCOPES",
-        "",
-        Owner::Common,
-        "Scopes the token must carry.",
-    ),
-    var(
-        "TOKEN_URL",
-        "https://bitbucket.org/site/oauth2/access_token",
-        Owner::Common,
-        "The token endpoint.",
-    ),
-    var(
-        "API_URL",
-        "https://api.bitbucket.org/2.0",
-        BITBUCKET,
-        "The REST API base.",
-    ),
-    var(
-        "TIMEOUT",
-        "30",
-        Owner::Common,
-        "Seconds for the whole run, retries included.",
-    ),
-    var(
-        "RETRIES",
-        "3",
-        Owner::Common,
-        "Extra attempts after a transient failure.",
-    ),
-    var(
-        "CA_BUNDLE",
-        "",
-        Owner::Common,
-        "A PEM file of extra CA certificates to trust.",
-    ),
-    no_input(var(
-        "REUSE",
-        "true",
-        Owner::Common,
-        "Reuse a stored token with enough validity left.",
-    )),
-    no_input(var(
-        "MIN_VALIDITY",
-        "600",
-        Owner::Common,
-        "Seconds a stored token must have left to be reused.",
-    )),
-    var(
-        "DEBUG",
-        "false",
-        Owner::Common,
-        "Log requests and responses, credentials redacted.",
-    ),
-    no_input(var(
-        "GIT_HOST",
-        "bitbucket.org",
-        Owner::Command("git-credential"),
-        "The host git-credential answers for.",
-    )),
-    var(
-        "EXPORT_ENV",
-        "false",
-        Owner::GitHub,
-        "Also export the token to later steps through $GITHUB_ENV.",
-    ),
-    platform(
-        "BITBUCKET_REPO_FULL_NAME",
-        "Set by Bitbucket Pipelines: the repository being built.",
-    ),
-    platform(
-        "BITBUCKET_BUILD_NUMBER",
-        "Set by Bitbucket Pipelines: marks the platform.",
-    ),
-    platform(
-        "GITHUB_ACTIONS",
-        "Set by GitHub Actions: marks the platform.",
-    ),
-    platform(
-        "GITHUB_OUTPUT",
-        "Set by GitHub Actions: the step outputs file.",
-    ),
-    platform(
-        "GITHUB_ENV",
-        "Set by GitHub Actions: the later steps' environment file.",
-    ),
-    platform(
-        "GITHUB_STEP_SUMMARY",
-        "Set by GitHub Actions: the step summary file.",
-    ),
+    var("CLIENT_ID", "", Owner::Common, "The client ID (Bitbucket: the OAuth consumer's Key)."),
+    secret(var("CLIENT_SECRET", "", Owner::Common, "The client secret (Bitbucket: the consumer's Secret), as a secured variable.")),
+    var("PROVIDER", "bitbucket", Owner::Common, "The token provider: bitbucket, oauth2, entra, auth0, okta or keycloak."),
+    var("OUTPUT_FILE", "oauth-token.env", Owner::Common, "The dotenv file to write."),
+    var("TOKEN_VARIABLE", "BITBUCKET_ACCESS_TOKEN", Owner::Common, "The variable name used in the file."),
+    var("REPOSITORY", "$BITBUCKET_REPO_FULL_NAME", BITBUCKET, "workspace/repo-slug read by the validation call."),
+    var("VALIDATE", "true", Owner::Common, "Make the validation API call (OAuth 2.0: also api, introspect, jwks)."),
+    var("VALIDATE_URL", "", Owner::Common, "A full API URL for the validation call."),
+    var("REQUIRED_SCOPES", "", Owner::Common, "Scopes the token must carry."),
+    var("TOKEN_URL", "https://bitbucket.org/site/oauth2/access_token", Owner::Common, "The token endpoint."),
+    var("API_URL", "https://api.bitbucket.org/2.0", BITBUCKET, "The REST API base."),
+    var("ISSUER", "", OAUTH2, "The authorization server's issuer, for discovery."),
+    var("TENANT_ID", "", Owner::Provider("entra"), "The Entra ID tenant (GUID or domain)."),
+    var("AUTHORITY_URL", "https://login.microsoftonline.com", Owner::Provider("entra"), "The Entra ID authority (sovereign clouds differ)."),
+    var("SCOPE", "", OAUTH2, "Scopes to request, separated by spaces or commas."),
+    var("AUDIENCE", "", OAUTH2, "The audience parameter (required by Auth0)."),
+    var("RESOURCE", "", OAUTH2, "RFC 8707 resource URIs, separated by spaces."),
+    var("CLIENT_AUTH", "", OAUTH2, "client_secret_basic or client_secret_post (default by profile)."),
+    var("INTROSPECTION_URL", "", OAUTH2, "The RFC 7662 introspection endpoint (overrides discovery)."),
+    var("JWKS_URL", "", OAUTH2, "The issuer's key set (overrides discovery)."),
+    var("TIMEOUT", "30", Owner::Common, "Seconds for the whole run, retries included."),
+    var("RETRIES", "3", Owner::Common, "Extra attempts after a transient failure."),
+    var("CA_BUNDLE", "", Owner::Common, "A PEM file of extra CA certificates to trust."),
+    no_input(var("REUSE", "true", Owner::Common, "Reuse a stored token with enough validity left.")),
+    no_input(var("MIN_VALIDITY", "600", Owner::Common, "Seconds a stored token must have left to be reused.")),
+    var("DEBUG", "false", Owner::Common, "Log requests and responses, credentials redacted."),
+    no_input(var("GIT_HOST", "bitbucket.org", Owner::Command("git-credential"), "The host git-credential answers for.")),
+    no_input(var("GIT_USERNAME", "", Owner::Command("git-credential"), "The git username sent with the token (OAuth 2.0 providers).")),
+    var("EXPORT_ENV", "false", Owner::GitHub, "Also export the token to later steps through $GITHUB_ENV."),
+    platform("BITBUCKET_REPO_FULL_NAME", "Set by Bitbucket Pipelines: the repository being built."),
+    platform("BITBUCKET_BUILD_NUMBER", "Set by Bitbucket Pipelines: marks the platform."),
+    platform("GITHUB_ACTIONS", "Set by GitHub Actions: marks the platform."),
+    platform("GITHUB_OUTPUT", "Set by GitHub Actions: the step outputs file."),
+    platform("GITHUB_ENV", "Set by GitHub Actions: the later steps' environment file."),
+    platform("GITHUB_STEP_SUMMARY", "Set by GitHub Actions: the step summary file."),
     platform("GITLAB_CI", "Set by GitLab CI: marks the platform."),
-    platform(
-        "NO_COLOR",
-        "Turns the log's colours off (https://no-color.org).",
-    ),
+    platform("NO_COLOR", "Turns the log's colours off (https://no-color.org)."),
     platform("XDG_CACHE_HOME", "Where git-credential caches tokens."),
-    platform(
-        "HOME",
-        "Where git-credential caches tokens without XDG_CACHE_HOME.",
-    ),
-    platform(
-        "HTTPS_PROXY",
-        "The proxy for https requests (also https_proxy).",
-    ),
+    platform("HOME", "Where git-credential caches tokens without XDG_CACHE_HOME."),
+    platform("HTTPS_PROXY", "The proxy for https requests (also https_proxy)."),
     platform("https_proxy", "As HTTPS_PROXY."),
-    platform(
-        "ALL_PROXY",
-        "The proxy when HTTPS_PROXY is unset (also all_proxy).",
-    ),
+    platform("ALL_PROXY", "The proxy when HTTPS_PROXY is unset (also all_proxy)."),
     platform("all_proxy", "As ALL_PROXY."),
     platform("NO_PROXY", "Hosts that bypass the proxy (also no_proxy)."),
     platform("no_proxy", "As NO_PROXY."),

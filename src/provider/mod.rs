@@ -11,7 +11,9 @@
 //! authentication) lives in [`oauth`], below the providers that use it.
 
 pub mod bitbucket;
+pub mod jwt;
 pub mod oauth;
+pub mod oauth2;
 
 use std::fmt;
 use std::future::Future;
@@ -27,7 +29,7 @@ use crate::vars::{Mode, Problems, Raw, shown};
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// The PROVIDER values, the first being the default.
-pub const IDS: &[&str] = &["bitbucket"];
+pub const IDS: &[&str] = &["bitbucket", "oauth2", "entra", "auth0", "okta", "keycloak"];
 
 /// Whether a 401 may be replication lag: only for a token issued a moment ago.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,10 @@ pub trait Provider: fmt::Debug {
 pub fn parse(raw: &Raw, mode: Mode, problems: &mut Problems) -> Option<Box<dyn Provider>> {
     match raw.get("PROVIDER").unwrap_or(IDS[0]) {
         "bitbucket" => bitbucket::Bitbucket::parse(raw, mode, problems).map(|p| Box::new(p) as _),
+        id if oauth2::profile::Profile::from_id(id).is_some() => {
+            let profile = oauth2::profile::Profile::from_id(id).expect("matched above");
+            oauth2::parse(profile, raw, mode, problems).map(|p| Box::new(p) as _)
+        }
         other => {
             problems.push(
                 "PROVIDER",

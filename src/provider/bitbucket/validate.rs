@@ -79,6 +79,7 @@ pub async fn call(
             return Ok(Validated::Called {
                 what: target.what(),
                 status: response.status.as_u16(),
+                scopes: None,
             });
         }
         let may_lag = response.status == StatusCode::UNAUTHORIZED

@@ -1,0 +1,353 @@
+//! Any OAuth 2.0 authorization server's client-credentials grant (RFC 6749 §4.4), with the
+//! profiles of [`profile`] for Entra ID, Auth0, Okta and Keycloak: discovery
+//! ([`discovery`]), client authentication by Basic (RFC 6749 §2.3.1, form-encoded first),
+//! form fields or a signed assertion, and validation by an API call, introspection (RFC
+//! 7662) or the issuer's keys ([`validate`], [`jwks`]).
+
+pub mod discovery;
+pub mod jwks;
+pub mod profile;
+mod section;
+pub mod validate;
+
+use std::cell::{Cell, OnceCell};
+use std::time::SystemTime;
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use url::Url;
+
+use crate::error::Error;
+use crate::http::{Auth, Body, Call, Field, Http, Response};
+use crate::provider::{Fresh, Fut, Git, Provider, oauth};
+use crate::report::{Reporter, quote_remote};
+use crate::token::{Token, Validated, parse_list};
+use discovery::Metadata;
+use profile::Profile;
+
+pub use section::parse;
+
+/// The dotenv variable unless TOKEN_VARIABLE says otherwise.
+pub const DEFAULT_TOKEN_VARIABLE: &str = "OAUTH_ACCESS_TOKEN";
+/// Entra's authority unless AUTHORITY_URL says otherwise.
+pub const DEFAULT_AUTHORITY_URL: &str = "https://login.microsoftonline.com";
+
+/// How the client proves who it is at the token (and introspection) endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    /// `client_secret_basic`: `Basic base64(urlencode(id):urlencode(secret))`.
+    Basic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form.
+    Post,
+}
+
+impl ClientAuthMethod {
+    /// The CLIENT_AUTH value (RFC 8414's method name).
+    pub fn id(self) -> &'static str {
+        match self {
+            ClientAuthMethod::Basic => "client_secret_basic",
+            ClientAuthMethod::Post => "client_secret_post",
+        }
+    }
+}
+
+/// How the token is validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validate {
+    /// VALIDATE=false.
+    Off,
+    /// VALIDATE=true: the first available of api, introspect, jwks.
+    Auto,
+    /// `GET VALIDATE_URL` with the token.
+    Api(Url),
+    /// RFC 7662 introspection.
+    Introspect,
+    /// Signature and claims against the issuer's JWKS.
+    Jwks,
+}
+
+/// A client of an OAuth 2.0 authorization server.
+#[derive(Debug)]
+pub struct OAuth2 {
+    profile: Profile,
+    client_id: String,
+    secret: SecretString,
+    method: ClientAuthMethod,
+    issuer: Option<Url>,
+    token_url: Option<Url>,
+    introspection_url: Option<Url>,
+    jwks_url: Option<Url>,
+    scope: Vec<String>,
+    audience: Option<String>,
+    resources: Vec<String>,
+    validate: Validate,
+    required_scopes: Vec<String>,
+    git: Git,
+    /// The basic credentials, form-encoded once (RFC 6749 §2.3.1).
+    basic: (String, SecretString),
+    /// Discovery's answer, fetched on first need.
+    metadata: OnceCell<Metadata>,
+    /// Set when the token response named no scope, so granted = requested (RFC 6749 §5.1)
+    /// until validation shows better.
+    scope_assumed: Cell<bool>,
+}
+
+impl OAuth2 {
+    /// Discovery when ISSUER is set and something it provides is needed.
+    async fn metadata(&self, http: &Http, log: &mut Reporter) -> Result<Option<&Metadata>, Error> {
+        let Some(issuer) = &self.issuer else {
+            return Ok(None);
+        };
+        if let Some(m) = self.metadata.get() {
+            return Ok(Some(m));
+        }
+        let needs_token = self.token_url.is_none();
+        let needs_validation = match self.validate {
+            Validate::Auto => self.introspection_url.is_none() && self.jwks_url.is_none(),
+            Validate::Introspect => self.introspection_url.is_none(),
+            Validate::Jwks => self.jwks_url.is_none(),
+            Validate::Off | Validate::Api(_) => false,
+        };
+        if !(needs_token || needs_validation) {
+            return Ok(None);
+        }
+        let found = discovery::discover(issuer, self.profile == Profile::Entra, http, log).await?;
+        if let Some(methods) = &found.auth_methods {
+            if !methods.iter().any(|m| m == self.method.id()) {
+                log.warn(format!(
+                    "The server lists client authentication methods {} and not CLIENT_AUTH ({}); if the token request is refused, set CLIENT_AUTH to one of them.",
+                    methods.join(", "),
+                    self.method.id()
+                ));
+            }
+        }
+        Ok(Some(self.metadata.get_or_init(|| found)))
+    }
+
+    async fn token_endpoint(&self, http: &Http, log: &mut Reporter) -> Result<Url, Error> {
+        if let Some(url) = &self.token_url {
+            return Ok(url.clone());
+        }
+        let metadata = self.metadata(http, log).await?;
+        metadata
+            .and_then(|m| m.token_endpoint.clone())
+            .ok_or_else(|| {
+                Error::provider("The discovery document has no token_endpoint: set TOKEN_URL.")
+            })
+    }
+
+    /// The client authentication for a request to the token or introspection endpoint:
+    /// the header and the form fields it adds.
+    fn client_auth(&self) -> (Auth<'_>, Vec<Field>) {
+        match self.method {
+            ClientAuthMethod::Basic => (
+                Auth::Basic {
+                    user: &self.basic.0,
+                    password: &self.basic.1,
+                },
+                Vec::new(),
+            ),
+            ClientAuthMethod::Post => (
+                Auth::None,
+                vec![
+                    Field::public("client_id", self.client_id.clone()),
+                    Field::secret("client_secret", &self.secret),
+                ],
+            ),
+        }
+    }
+
+    async fn request(&self, http: &Http, log: &mut Reporter) -> Result<Token, Error> {
+        let url = self.token_endpoint(http, log).await?;
+        log.info(format!(
+            "Requesting an access token from {url} (client credentials grant, {})...",
+            self.method.id()
+        ));
+        let mut form = vec![Field::public("grant_type", "client_credentials")];
+        if !self.scope.is_empty() {
+            form.push(Field::public("scope", self.scope.join(" ")));
+        }
+        if let Some(audience) = &self.audience {
+            form.push(Field::public("audience", audience.clone()));
+        }
+        form.extend(
+            self.resources
+                .iter()
+                .map(|r| Field::public("resource", r.clone())),
+        );
+        let (auth, fields) = self.client_auth();
+        form.extend(fields);
+        let call = Call {
+            name: "token request",
+            method: Method::POST,
+            url: &url,
+            variable: if self.token_url.is_some() {
+                "TOKEN_URL"
+            } else {
+                "ISSUER"
+            },
+            auth,
+            body: Body::Form(&form),
+            headers: &[],
+            body_has_tokens: true,
+            once_sent: false,
+        };
+        let sent_at = SystemTime::now();
+        let response = http.send(&call, log).await?;
+        if !response.status.is_success() {
+            return Err(self.rejected(&url, &response));
+        }
+        let issued = oauth::parse_issued(&response.body, sent_at, &["scope"]).map_err(|problem| {
+            Error::provider(format!("The token endpoint {url} answered HTTP {} with a malformed token response: {problem}.", response.status))
+        })?;
+        log.mask(&issued.access_token);
+        let scopes = match &issued.scope {
+            Some(scope) => parse_list(scope),
+            None => {
+                self.scope_assumed.set(true);
+                self.scope.clone()
+            }
+        };
+        Ok(Token::new(&issued.access_token, issued.expiry, scopes))
+    }
+
+    /// A refusal: an OAuth error with 400, 401 or 403 is the credentials' or setup's fault
+    /// (exit 3); anything else means the endpoint is unusable (exit 5).
+    fn rejected(&self, url: &Url, response: &Response) -> Error {
+        let status = response.status;
+        let error = oauth::parse_error(&response.body)
+            .filter(|_| matches!(status.as_u16(), 400 | 401 | 403));
+        let Some(mut error) = error else {
+            let body = response.quoted_body(300);
+            return Error::provider(format!(
+                "The token endpoint {url} answered HTTP {status} without an OAuth error: {}. Check TOKEN_URL or ISSUER.",
+                if body.is_empty() {
+                    "(empty body)".to_owned()
+                } else {
+                    body
+                }
+            ));
+        };
+        let json: Value = serde_json::from_slice(&response.body).unwrap_or_default();
+        let codes: Vec<u64> = json
+            .get("error_codes")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let mut support = String::new();
+        if self.profile == Profile::Entra {
+            // Entra's description runs on with "\r\nTrace ID: …"; its first line is the message,
+            // and the trace and correlation IDs are what Microsoft support asks for.
+            error.description = error
+                .description
+                .map(|d| d.split("\\r\\n").next().unwrap_or_default().to_owned());
+            for (field, name) in [
+                ("trace_id", "Trace ID"),
+                ("correlation_id", "Correlation ID"),
+            ] {
+                if let Some(id) = json.get(field).and_then(Value::as_str) {
+                    support.push_str(&format!(" {name}: {}.", quote_remote(id, 60)));
+                }
+            }
+        }
+        let needs_encoding = self
+            .secret
+            .expose_secret()
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || "._~-".contains(c)));
+        let hint = self
+            .profile
+            .hint(&error, &codes, self.method, needs_encoding);
+        Error::Credentials(format!(
+            "{} refused the token request (HTTP {status}, {}).{support}\n{hint}",
+            self.profile.name(),
+            error.said()
+        ))
+    }
+}
+
+impl Provider for OAuth2 {
+    fn id(&self) -> &'static str {
+        self.profile.id()
+    }
+
+    fn describe_request(&self) -> String {
+        match (&self.token_url, &self.issuer) {
+            (Some(url), _) => format!("Using the token endpoint {url}."),
+            (None, Some(issuer)) => format!("Using the authorization server {issuer}."),
+            (None, None) => String::new(),
+        }
+    }
+
+    fn reuse_key(&self) -> Option<String> {
+        let endpoint = self
+            .token_url
+            .as_ref()
+            .or(self.issuer.as_ref())
+            .map(Url::as_str)
+            .unwrap_or_default();
+        Some(format!(
+            "{}\n{endpoint}\n{}\n{}\n{}\n{}",
+            self.profile.id(),
+            self.client_id,
+            self.scope.join(" "),
+            self.audience.as_deref().unwrap_or_default(),
+            self.resources.join(" ")
+        ))
+    }
+
+    fn default_token_variable(&self) -> &'static str {
+        DEFAULT_TOKEN_VARIABLE
+    }
+
+    fn git(&self) -> Git {
+        self.git.clone()
+    }
+
+    fn register_secrets(&self, log: &mut Reporter) {
+        log.mask(self.secret.expose_secret());
+        log.mask_basic(&self.basic.0, self.basic.1.expose_secret());
+        log.mask_basic(&self.client_id, self.secret.expose_secret());
+    }
+
+    fn fetch<'a>(&'a self, http: &'a Http, log: &'a mut Reporter) -> Fut<'a, Result<Token, Error>> {
+        Box::pin(self.request(http, log))
+    }
+
+    fn check_scopes(&self, token: &Token) -> Result<Vec<String>, Error> {
+        // Exact strings: implications are Bitbucket's alone.
+        let missing: Vec<&String> = self
+            .required_scopes
+            .iter()
+            .filter(|r| !token.scopes.contains(r))
+            .collect();
+        if missing.is_empty() {
+            return Ok(self.required_scopes.clone());
+        }
+        let missing: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        Err(Error::Validation(format!(
+            "The token lacks required scope(s): {}. Granted: {}.\nGrant the client these scopes on the authorization server and request them in SCOPE, or change REQUIRED_SCOPES.",
+            missing.join(", "),
+            if token.scopes.is_empty() {
+                "none".to_owned()
+            } else {
+                token.scopes.join(", ")
+            }
+        )))
+    }
+
+    fn validation(&self) -> Option<String> {
+        validate::describe(self)
+    }
+
+    fn validate<'a>(
+        &'a self,
+        token: &'a Token,
+        fresh: Fresh,
+        http: &'a Http,
+        log: &'a mut Reporter,
+    ) -> Fut<'a, Result<Validated, Error>> {
+        Box::pin(validate::validate(self, token, fresh, http, log))
+    }
+}
