@@ -16,4 +16,5 @@ mod cases {
     mod pipe;
     mod pipe_yml;
     mod release;
+    mod security_files;
 }

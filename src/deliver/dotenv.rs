@@ -45,13 +45,47 @@ pub struct Stored {
 }
 
 /// The keys in `text` that this program does not write for `variable` (never values).
+///
+/// Only what looks like a variable name is named; any other line (the continuation of a
+/// quoted multi-line value such as a PEM key, a JSON file given as OUTPUT_FILE) is value, not
+/// key, and is only counted, so the message never quotes the user's secrets.
 pub fn foreign_keys(text: &str, variable: &str) -> Vec<String> {
-    text.lines()
-        .filter(|line| !line.is_empty())
-        .map(|line| line.split_once('=').map_or(line, |(k, _)| k))
-        .filter(|key| !SUFFIXES.iter().any(|s| *key == format!("{variable}{s}")))
-        .map(|key| crate::report::quote_remote(key, 60))
-        .collect()
+    let mut keys = Vec::new();
+    let mut other = 0;
+    // The quote that opened a value not closed on its own line.
+    let mut open: Option<char> = None;
+    for line in text.lines() {
+        if let Some(quote) = open {
+            if line.ends_with(quote) {
+                open = None;
+            }
+            continue;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let (key, value) = line.split_once('=').unwrap_or((line, ""));
+        if SUFFIXES.iter().any(|s| key == format!("{variable}{s}")) {
+            continue;
+        }
+        let name = key.strip_prefix("export ").unwrap_or(key).trim();
+        if crate::vars::is_variable_name(name) {
+            keys.push(name.to_owned());
+        } else {
+            other += 1;
+        }
+        if let Some(quote) = value.chars().next().filter(|c| matches!(c, '"' | '\'')) {
+            if value.len() == 1 || !value.ends_with(quote) {
+                open = Some(quote);
+            }
+        }
+    }
+    match other {
+        0 => {}
+        1 => keys.push("1 other line".to_owned()),
+        n => keys.push(format!("{n} other lines")),
+    }
+    keys
 }
 
 /// Parses `text` as a file written for `variable`, checking every field.
@@ -191,5 +225,9 @@ mod tests {
             ["VERSION", "NAME"]
         );
         assert!(foreign_keys("BB=x\nBB_SCOPES=\n", "BB").is_empty());
+        assert_eq!(
+            foreign_keys("K=\"-----BEGIN\nMIIE\nab==\n-----END\"\n{\"x\": 1}\n", "BB"),
+            ["K", "1 other line"]
+        );
     }
 }

@@ -21,7 +21,7 @@ use super::safe_fs::{self, trusted_owner};
 /// Lists `file` (in the canonical folder `folder`, owned by `folder_owner`) in its work
 /// tree's exclude file; `Ok(None)` when it is in no (trusted) work tree.
 pub fn exclude(folder: &Path, name: &str, folder_owner: u32) -> anyhow::Result<Option<PathBuf>> {
-    let Some((work_tree, git_dir)) = find_git(folder, folder_owner)? else {
+    let Some((work_tree, git_dir, redirected_by)) = find_git(folder, folder_owner)? else {
         return Ok(None);
     };
     let relative_folder = folder
@@ -48,7 +48,7 @@ pub fn exclude(folder: &Path, name: &str, folder_owner: u32) -> anyhow::Result<O
         format!("{prefix}.oauth-token-pipe.*.tmp"),
     ];
 
-    let (common_path, common) = common_dir(&git_dir, folder_owner)?;
+    let (common_path, common) = common_dir(&git_dir, folder_owner, redirected_by)?;
     let repo_owner = common.metadata().context("cannot inspect the git dir")?;
     let created_info = safe_fs::make_dir_at(&common, "info")
         .with_context(|| format!("cannot create {}", common_path.join("info").display()))?;
@@ -113,9 +113,12 @@ fn give(file: &File, owner: &std::fs::Metadata) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The nearest `.git` at or above `folder`, if it is one we may trust: the work tree and
-/// the git dir it names.
-fn find_git(folder: &Path, folder_owner: u32) -> anyhow::Result<Option<(PathBuf, PathBuf)>> {
+/// The nearest `.git` at or above `folder`, if it is one we may trust: the work tree, the
+/// git dir it names, and when a `.git` file named it, that file's owner.
+fn find_git(
+    folder: &Path,
+    folder_owner: u32,
+) -> anyhow::Result<Option<(PathBuf, PathBuf, Option<u32>)>> {
     for dir in folder.ancestors() {
         let dot_git = dir.join(".git");
         let Ok(meta) = std::fs::symlink_metadata(&dot_git) else {
@@ -126,7 +129,7 @@ fn find_git(folder: &Path, folder_owner: u32) -> anyhow::Result<Option<(PathBuf,
             return Ok(None);
         }
         if meta.is_dir() {
-            return Ok(Some((dir.to_path_buf(), dot_git)));
+            return Ok(Some((dir.to_path_buf(), dot_git, None)));
         }
         if !meta.is_file() {
             bail!("{} is neither a folder nor a file", dot_git.display());
@@ -139,17 +142,35 @@ fn find_git(folder: &Path, folder_owner: u32) -> anyhow::Result<Option<(PathBuf,
         let Some(target) = text.trim().strip_prefix("gitdir:") else {
             bail!("{} is a file without a gitdir: line", dot_git.display());
         };
-        return Ok(Some((dir.to_path_buf(), dir.join(target.trim()))));
+        return Ok(Some((
+            dir.to_path_buf(),
+            dir.join(target.trim()),
+            Some(meta.uid()),
+        )));
     }
     Ok(None)
 }
 
 /// The git dir's common dir (`commondir` in a worktree's git dir), opened and trusted.
-fn common_dir(git_dir: &Path, folder_owner: u32) -> anyhow::Result<(PathBuf, File)> {
-    let open_trusted = |path: &Path| -> anyhow::Result<File> {
+///
+/// A redirect (a `.git` file's `gitdir:`, a `commondir`) may only lead to a folder of
+/// whoever wrote it: the user owning the clone can point it anywhere, and "ours" (root's)
+/// would otherwise let them steer root into `/etc` or `/root/x/.git` (issue 10, finding 6).
+fn common_dir(
+    git_dir: &Path,
+    folder_owner: u32,
+    redirected_by: Option<u32>,
+) -> anyhow::Result<(PathBuf, File)> {
+    let open_trusted = |path: &Path, redirected_by: Option<u32>| -> anyhow::Result<File> {
         let dir =
             safe_fs::open_dir(path).with_context(|| format!("cannot open {}", path.display()))?;
         let uid = dir.metadata()?.uid();
+        if let Some(writer) = redirected_by.filter(|writer| *writer != uid) {
+            bail!(
+                "{} belongs to uid {uid}, not to uid {writer} who pointed at it",
+                path.display()
+            );
+        }
         if !trusted_owner(uid, folder_owner) {
             bail!(
                 "{} belongs to uid {uid}, neither us nor the folder's owner",
@@ -158,7 +179,8 @@ fn common_dir(git_dir: &Path, folder_owner: u32) -> anyhow::Result<(PathBuf, Fil
         }
         Ok(dir)
     };
-    let git = open_trusted(git_dir)?;
+    let git = open_trusted(git_dir, redirected_by)?;
+    let git_owner = git.metadata()?.uid();
     let Some(mut file) = safe_fs::open_read_at(&git, "commondir")
         .with_context(|| format!("cannot read {}", git_dir.join("commondir").display()))?
     else {
@@ -167,7 +189,7 @@ fn common_dir(git_dir: &Path, folder_owner: u32) -> anyhow::Result<(PathBuf, Fil
     let common = safe_fs::read_capped(&mut file)
         .with_context(|| format!("cannot read {}", git_dir.join("commondir").display()))?;
     let path = git_dir.join(common.trim());
-    let dir = open_trusted(&path)?;
+    let dir = open_trusted(&path, Some(git_owner))?;
     Ok((path, dir))
 }
 
