@@ -2,12 +2,16 @@
 
 Inputs are what run.sh collected: hyperfine's --export-json (wall time per run, mean user and
 system CPU), peak RSS per run from /usr/bin/time -v, key=value machine facts, the payload floor
-of the alternatives (payload.py) and, when a Docker engine was at hand, `docker run` timings.
-With --update FILE the section between `<!-- bench:start -->` and `<!-- bench:end -->` in FILE
-is replaced; the hand-written analysis around it is left alone.
+of the alternatives (payload.py) and, when a Docker engine was at hand, `docker run` timings;
+for the latency table (issue 15), hyperfine's exports of the runs through bench/relay.py, one per
+round and RTT, and the relay's own record of every run (its round-trip count).
+With --update FILE the sections between `<!-- bench:start -->` and `<!-- bench:end -->`, and
+between `<!-- bench-latency:start -->` and `<!-- bench-latency:end -->`, in FILE are replaced;
+the hand-written analysis around them is left alone.
 """
 
 import argparse
+import collections
 import json
 import shutil
 import statistics
@@ -22,6 +26,16 @@ FLOOR = "static no-op (floor)"
 MIB = 1024 * 1024
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
+LATENCY_START = "<!-- bench-latency:start -->"
+LATENCY_END = "<!-- bench-latency:end -->"
+# The relay's run labels name clients by these keys (bench/run.sh).
+KEYS = {"pipe": PIPE, "recipe": RECIPE, "requests": PYTHON, "next": NEXT}
+# Issue 15's targets.
+TARGET_RTT_MS = 80
+TARGET_ROUND_TRIPS = 3
+TARGET_SLACK_S = 0.010
+TARGET_RECIPE_RATIO = 1.3
+TARGET_RECIPE_RTTS_MS = (20, 80)
 
 
 def quantile(values, q):
@@ -268,6 +282,239 @@ def chart(clients, path):
     plt.close(fig)
 
 
+def load_latency(args):
+    """Wall times (hyperfine, per RTT) and the relay's records of the same runs, per client.
+
+    The relay writes one record per run that hyperfine's --prepare announced, warm-up runs
+    included: hyperfine runs a command's warm-ups, then its timed runs, and each (round, client,
+    RTT) label belongs to one hyperfine command, so the first `warmup` records of a label are the
+    warm-ups.
+    """
+    times = collections.defaultdict(list)  # (client, rtt) -> wall times
+    for spec in args.latency:
+        rtt, _, export = spec.partition(":")
+        for result in json.loads(Path(export).read_text())["results"]:
+            times[(result["command"], float(rtt))] += result["times"]
+    records = collections.defaultdict(list)
+    for line in Path(args.relay_stats).read_text().splitlines():
+        record = json.loads(line)
+        records[record["label"]].append(record)
+    relayed = collections.defaultdict(list)  # (client, rtt) -> relay records of timed runs
+    for label, runs in records.items():
+        parts = label.split("/")
+        if len(parts) != 3 or parts[1] not in KEYS:
+            continue  # the untimed checks
+        relayed[(KEYS[parts[1]], float(parts[2]))] += runs[args.latency_warmup:]
+    latency = {}
+    for (name, rtt), walls in times.items():
+        runs = relayed.get((name, rtt), [])
+        if len(runs) != len(walls):
+            sys.exit(f"report: {name} at RTT {rtt:g} ms: {len(walls)} timed runs but "
+                     f"{len(runs)} relay records")
+        shapes = collections.Counter(
+            tuple((c["origin"], c["round_trips"]) for c in run["connections"]) for run in runs)
+        late = [run["late_ms_max"] for run in runs]
+        latency.setdefault(name, {})[rtt] = {
+            "median_s": statistics.median(walls),
+            "p25_s": quantile(walls, 0.25),
+            "p75_s": quantile(walls, 0.75),
+            "runs": len(walls),
+            "round_trips": [run["round_trips"] for run in runs],
+            "round_trips_median": statistics.median(run["round_trips"] for run in runs),
+            "connections": [list(shape) for shape in shapes.most_common(1)[0][0]] if shapes else [],
+            "connection_shapes": len(shapes),
+            "waiting_ms_median": statistics.median(run["waiting_ms"] for run in runs),
+            "late_ms_mean": statistics.fmean(run["late_ms_mean"] for run in runs),
+            "late_ms_max": max(late, default=0.0),
+            "chunks": sum(run["chunks"] for run in runs),
+            "late_over_1ms": sum(run["late_over_1ms"] for run in runs),
+            "unfinished": sum(run["unfinished"] for run in runs),
+        }
+    return latency
+
+
+def round_trips_cell(m):
+    counts = m["round_trips"]
+    low, high = min(counts), max(counts)
+    median = m["round_trips_median"]
+    head = f"{median:g}" if low == high else f"{median:g} ({low}–{high})"
+    per = ", ".join(f"{'API' if origin == 'api' else origin} {n}" for origin, n in m["connections"])
+    note = "" if m["connection_shapes"] <= 1 else "; most runs"
+    return f"**{head}** ({per}{note})" if per else f"**{head}**"
+
+
+def latency_targets(latency):
+    """Issue 15's targets: (target, measured, verdict)."""
+    rows = []
+    pipe = latency.get(PIPE, {})
+    at = pipe.get(float(TARGET_RTT_MS))
+    target = (f"At RTT {TARGET_RTT_MS} ms the Bitbucket job takes at most {TARGET_ROUND_TRIPS} "
+              f"data round trips + {TARGET_SLACK_S * 1000:g} ms, against 4 for a sequential client")
+    if at is None:
+        rows.append((target, f"not measured in this run (RTT {TARGET_RTT_MS} ms not among its RTTs)",
+                     "not judged"))
+    else:
+        rtt_s = TARGET_RTT_MS / 1000
+        limit = TARGET_ROUND_TRIPS * rtt_s + TARGET_SLACK_S
+        trips = at["round_trips_median"]
+        per = ", ".join(f"{'API' if o == 'api' else o} {n}" for o, n in at["connections"])
+        rows.append((
+            target,
+            f"{trips:g} round trips counted by the relay ({per}); wall {ms(at['median_s'])} "
+            f"= {trips:g} × {TARGET_RTT_MS} ms + {ms(at['median_s'] - trips * rtt_s)}, "
+            f"limit {ms(limit)}",
+            "**met**" if trips <= TARGET_ROUND_TRIPS and at["median_s"] <= limit else "**missed**",
+        ))
+    recipe = latency.get(RECIPE, {})
+    parts, ok, complete = [], True, True
+    for rtt in TARGET_RECIPE_RTTS_MS:
+        p, r = pipe.get(float(rtt)), recipe.get(float(rtt))
+        if p is None or r is None:
+            complete = False
+            parts.append(f"{rtt} ms: not measured")
+            continue
+        ratio_ = r["median_s"] / p["median_s"]
+        ok = ok and ratio_ >= TARGET_RECIPE_RATIO
+        parts.append(f"{rtt} ms: {ratio_:.2f}× ({ms(r['median_s'])} vs {ms(p['median_s'])})")
+    rows.append((
+        f"At least {TARGET_RECIPE_RATIO:g}× faster than the curl | jq recipe at RTT "
+        + " and ".join(f"{r} ms" for r in TARGET_RECIPE_RTTS_MS),
+        "; ".join(parts),
+        ("**met**" if ok else "**missed**") if complete else "not judged",
+    ))
+    rows.append((
+        "PROVIDER=oauth2 with discovery and JWKS validation: no more round trips than a client "
+        "that knew every URL in advance, plus one for discovery",
+        "not measured: provider not built yet",
+        "not judged",
+    ))
+    return rows
+
+
+def latency_markdown(latency, machine, chart):
+    rtts = sorted({rtt for per in latency.values() for rtt in per})
+    top = rtts[-1] if rtts else None
+    pipe = latency.get(PIPE, {})
+    runs = sorted({m["runs"] for per in latency.values() for m in per.values()})
+    late_mean = statistics.fmean(m["late_ms_mean"] for per in latency.values() for m in per.values())
+    late_max = max(m["late_ms_max"] for per in latency.values() for m in per.values())
+    chunks = sum(m["chunks"] for per in latency.values() for m in per.values())
+    late_1ms = sum(m["late_over_1ms"] for per in latency.values() for m in per.values())
+    unfinished = sum(m["unfinished"] for per in latency.values() for m in per.values())
+    lines = [
+        LATENCY_START,
+        f"_Generated by `bash bench/run.sh` at {machine['date']}, in the same run as the table "
+        "above; a new run replaces everything between these markers._",
+        "",
+        f"**Method:** every client through [`bench/relay.py`](bench/relay.py), which delays "
+        "every chunk in each direction by half the RTT (two listeners: `localhost` for the token, "
+        "`127.0.0.1` for the API, each relaying to the fake). "
+        f"{'/'.join(str(r) for r in runs)} timed runs per client and RTT in "
+        f"{machine['latency_rounds']} round(s), each round going through every RTT and every "
+        f"client ({machine['latency_warmup']} warm-up run per client and RTT; hyperfine, no shell "
+        "in between; no OUTPUT_FILE before any run). **Round trips** are counted by the relay "
+        "for every run (the median is shown, with the range when runs differed, and in brackets "
+        "the round trips on each connection in the order they were opened); a real network adds "
+        "one RTT per TCP connect on the critical path, which the relay does not model (see below). "
+        f"The relay sent each chunk {late_mean:.2f} ms after it was due on average; "
+        f"{late_1ms} of {chunks:,} chunks ({late_1ms / max(chunks, 1):.2%}) more than 1 ms late, "
+        f"the worst {late_max:.1f} ms"
+        + (f"; {unfinished} connection(s) did not close within 5 s" if unfinished else "")
+        + ".",
+        "",
+    ]
+    header = "| Client |"
+    align = "| --- |"
+    for rtt in rtts:
+        header += f" RTT {rtt:g} ms: wall median (p25–p75) | round trips |"
+        align += " ---: | ---: |"
+    if top is not None:
+        header += f" Waiting on the network at {top:g} ms | Wall vs pipe at {top:g} ms |"
+        align += " ---: | ---: |"
+    lines += [header, align]
+    for name in (PIPE, RECIPE, PYTHON, NEXT):
+        if name not in latency:
+            continue
+        per = latency[name]
+        label = f"**{cell(name)}**" if name == PIPE else cell(name)
+        row = f"| {label} |"
+        for rtt in rtts:
+            m = per.get(rtt)
+            if m is None:
+                row += " – | – |"
+                continue
+            mark = "¹" if rtt == 0 else ""
+            row += (f" {ms(m['median_s'])} ({ms(m['p25_s'])}–{ms(m['p75_s'])}) "
+                    f"| {cell(round_trips_cell(m))}{mark} |")
+        if top is not None:
+            m = per.get(top)
+            base = pipe.get(top)
+            row += (f" {ms(m['waiting_ms_median'] / 1000)} "
+                    f"| {ratio(m['median_s'], base['median_s']) if base else '–'} |")
+        lines.append(row)
+    if 0 in rtts:
+        lines += ["", "¹ With no delay the relay cannot tell a wait from a client's own pace: a "
+                  "client that writes its request only after the server's TLS session tickets "
+                  "have come back (they do at loopback speed) shows one more exchange per "
+                  "connection. At 20 and 80 ms every request goes out long before any answer "
+                  "can, and those counts are the protocol's."]
+    if chart:
+        lines += ["", f"![Median wall time per client at each RTT]({chart})"]
+    lines += ["", "| Target (issue 15) | Measured | Verdict |", "| --- | --- | --- |"]
+    for target, measured, verdict in latency_targets(latency):
+        lines.append(f"| {cell(target)} | {cell(measured)} | {verdict} |")
+    lines.append(LATENCY_END)
+    return "\n".join(lines) + "\n"
+
+
+def latency_chart(latency, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in (PIPE, RECIPE, PYTHON, NEXT) if n in latency]
+    rtts = sorted({rtt for per in latency.values() for rtt in per})
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    width = 0.8 / max(1, len(names))
+    colours = {PIPE: "#2e7d32", RECIPE: "#607d8b", PYTHON: "#90a4ae", NEXT: "#37474f"}
+    for k, name in enumerate(names):
+        xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(rtts))]
+        medians = [latency[name][r]["median_s"] * 1000 if r in latency[name] else 0 for r in rtts]
+        ax.bar(xs, medians, width * 0.95, color=colours[name], label=name)
+        for x, r, m in zip(xs, rtts, medians):
+            if r in latency[name]:
+                # At RTT 0 the count is loopback timing (see the table's footnote): not drawn.
+                trips = latency[name][r]["round_trips_median"]
+                label = f"{m:.0f}" if r == 0 else f"{m:.0f}\n{trips:g} RT"
+                ax.text(x, m + 3, label, ha="center", va="bottom", fontsize=7)
+    if float(TARGET_RTT_MS) in rtts:
+        # Issue 15's limit for the pipe at that RTT.
+        i = rtts.index(float(TARGET_RTT_MS))
+        limit = TARGET_ROUND_TRIPS * TARGET_RTT_MS + TARGET_SLACK_S * 1000
+        ax.hlines(limit, i - 0.45, i + 0.45, colors="#c62828", linestyles="dashed", linewidth=1)
+        ax.text(i + 0.46, limit, f"target:\n{limit:g} ms", color="#c62828", fontsize=7,
+                va="center")
+    ax.set_xticks(range(len(rtts)), [f"RTT {r:g} ms" for r in rtts])
+    ax.set_ylabel("median wall time, ms")
+    top = max((m["median_s"] for per in latency.values() for m in per.values()), default=0.1)
+    ax.set_ylim(0, top * 1000 * 1.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("The same job through a relay adding the RTT (RT: data round trips counted by "
+                 "the relay)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def replace_section(text, start, end, section, document):
+    if start not in text or end not in text:
+        sys.exit(f"report: {document} has no {start} ... {end} section to replace")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    return before + section.rstrip("\n") + after
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hyperfine", required=True, nargs="+", help="one export per round")
@@ -278,6 +525,12 @@ def main():
     parser.add_argument("--out", required=True, help="folder for results.md/json and chart.png")
     parser.add_argument("--update", help="Markdown file whose bench markers to replace")
     parser.add_argument("--chart", help="also copy the chart here")
+    parser.add_argument("--latency", nargs="+", default=[], metavar="RTT:EXPORT",
+                        help="hyperfine export of runs through the relay at RTT ms")
+    parser.add_argument("--relay-stats", help="the relay's records, one JSON line per run")
+    parser.add_argument("--latency-warmup", type=int, default=0,
+                        help="warm-up runs per client and RTT in each latency round")
+    parser.add_argument("--latency-chart", help="also copy the latency chart here")
     args = parser.parse_args()
 
     clients, machine, payload, docker = load(args)
@@ -286,22 +539,31 @@ def main():
     chart(clients, out / "chart.png")
     chart_link = "bench/chart.png" if args.chart else "chart.png"
     section = markdown(clients, machine, payload, docker, chart_link)
-    (out / "results.md").write_text(section)
+    latency = load_latency(args) if args.latency else {}
+    latency_section = ""
+    if latency:
+        latency_chart(latency, out / "latency.png")
+        link = "bench/latency.png" if args.latency_chart else "latency.png"
+        latency_section = latency_markdown(latency, machine, link)
+    (out / "results.md").write_text(section + ("\n" + latency_section if latency else ""))
     (out / "results.json").write_text(json.dumps(
         {"machine": machine, "clients": clients, "payload": payload,
-         "targets": targets(clients, machine)}, indent=2) + "\n")
+         "targets": targets(clients, machine),
+         "latency": {name: {f"{rtt:g}": m for rtt, m in per.items()}
+                     for name, per in latency.items()},
+         "latency_targets": latency_targets(latency) if latency else []}, indent=2) + "\n")
 
     if args.update:
         document = Path(args.update)
-        text = document.read_text()
-        if START not in text or END not in text:
-            sys.exit(f"report: {document} has no {START} ... {END} section to replace")
-        before, rest = text.split(START, 1)
-        _, after = rest.split(END, 1)
-        document.write_text(before + section.rstrip("\n") + after)
+        text = replace_section(document.read_text(), START, END, section, document)
+        if latency:
+            text = replace_section(text, LATENCY_START, LATENCY_END, latency_section, document)
+        document.write_text(text)
     if args.chart:
         shutil.copyfile(out / "chart.png", args.chart)
-    sys.stdout.write(section)
+    if args.latency_chart and latency:
+        shutil.copyfile(out / "latency.png", args.latency_chart)
+    sys.stdout.write(section + ("\n" + latency_section if latency else ""))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Measures oauth-token-pipe against what users would run instead (issue 6), on this machine.
+# Measures oauth-token-pipe against what users would run instead (issues 6 and 15), on this machine.
 #
 #   bash bench/run.sh           # full: many runs; rewrites the results in BENCHMARKS.md and
-#                               # bench/chart.png (the analysis around them is written by hand)
-#   bash bench/run.sh --short   # CI: a few runs; proves every client still does the job and
-#                               # changes no file in the work tree
+#                               # bench/chart.png, bench/latency.png (the analysis is by hand)
+#   bash bench/run.sh --short   # CI: a few runs, one RTT; proves every client still does the
+#                               # job and changes no file in the work tree
 #
 # Every client does the same job against the project's fake Bitbucket (real HTTPS on loopback,
 # examples/fake_bitbucket.rs): fetch a token with the client-credentials grant, validate it with
@@ -17,11 +17,17 @@
 # For each it reports wall time (hyperfine: median and spread), user+sys CPU, peak RSS
 # (/usr/bin/time -v) and ratios to oauth-token-pipe, plus the binary's and the image's size.
 #
+# Then the same clients (not the no-op) through bench/relay.py, which adds a round-trip time
+# (RTT) to every connection, one listener per origin: wall time at each RTT (0, 20 and 80 ms;
+# --short: 20 ms only) and the data round trips each run needed, counted by the relay.
+#
 # On a fresh Debian or Ubuntu machine it installs what it lacks (apt: hyperfine, jq, curl, time,
 # python3-venv, musl-tools; pip, into target/bench/venv: requests, matplotlib). Everything it
 # makes goes under target/bench/ (or $CARGO_TARGET_DIR/bench/) and a temporary folder that it
 # removes; it leaves nothing running. Knobs: BENCH_ROUNDS, BENCH_RUNS (per round), BENCH_WARMUP,
-# BENCH_RSS_RUNS, BENCH_DOCKER=no (skip the image).
+# BENCH_RSS_RUNS, BENCH_DOCKER=no (skip the image); for the relay: BENCH_RTTS (ms, space
+# separated), BENCH_LATENCY_ROUNDS, BENCH_LATENCY_RUNS (per client, RTT and round),
+# BENCH_LATENCY_WARMUP.
 set -euo pipefail
 
 usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -45,9 +51,13 @@ mkdir -p "$out"
 if [ "$mode" = full ]; then
     rounds=${BENCH_ROUNDS:-10} runs=${BENCH_RUNS:-30} warmup=${BENCH_WARMUP:-3}
     rss_runs=${BENCH_RSS_RUNS:-20}
+    rtts=${BENCH_RTTS:-0 20 80} latency_rounds=${BENCH_LATENCY_ROUNDS:-10}
+    latency_runs=${BENCH_LATENCY_RUNS:-10} latency_warmup=${BENCH_LATENCY_WARMUP:-1}
 else
     rounds=${BENCH_ROUNDS:-1} runs=${BENCH_RUNS:-5} warmup=${BENCH_WARMUP:-1}
     rss_runs=${BENCH_RSS_RUNS:-2}
+    rtts=${BENCH_RTTS:-20} latency_rounds=${BENCH_LATENCY_ROUNDS:-1}
+    latency_runs=${BENCH_LATENCY_RUNS:-3} latency_warmup=${BENCH_LATENCY_WARMUP:-1}
 fi
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -101,10 +111,16 @@ musl-gcc -static -Os -s -o "$noop_bin" bench/clients/noop.c
 
 # --- The fake and the job's environment -------------------------------------------------------
 run=$(mktemp -d "${TMPDIR:-/tmp}/oauth-token-pipe-bench.XXXXXX")
-fake_pid='' docker_started='' image_tags=()
+fake_pid='' relay_pid='' docker_started='' image_tags=()
 cleanup() {
     set +e
-    # Closing the fake's stdin stops it; SIGTERM as well, in case it does not read it.
+    # Closing the relay's and the fake's stdin stops them; SIGTERM as well, in case they do
+    # not read it.
+    [ -n "${relay_fd:-}" ] && exec {relay_fd}>&-
+    if [ -n "$relay_pid" ]; then
+        kill -TERM "$relay_pid" 2>/dev/null
+        wait "$relay_pid" 2>/dev/null
+    fi
     [ -n "${fake_fd:-}" ] && exec {fake_fd}>&-
     if [ -n "$fake_pid" ]; then
         kill -TERM "$fake_pid" 2>/dev/null
@@ -145,17 +161,53 @@ grep -q '^REPOSITORY=' "$run/fake.env" || die "the fake Bitbucket did not start 
 . "$run/fake.env"
 say "fake Bitbucket: token endpoint $TOKEN_URL, API $API_URL"
 
+# The latency relay: one listener per origin, each relaying to the fake. The token origin keeps
+# the name localhost and the API 127.0.0.1 (the two names the fake's certificate covers), on two
+# ports, so no client can carry both requests on one connection. Its stdin is a FIFO like the
+# fake's; it is told over a control socket which run comes next, and appends what it counted
+# in each run to relay.jsonl.
+fake_origin() { # URL -> 127.0.0.1:PORT (the fake listens on 127.0.0.1 under both names)
+    local rest=${1#https://*:}
+    printf '127.0.0.1:%s' "${rest%%/*}"
+}
+mkfifo "$run/relay.stdin"
+"$venv/bin/python" bench/relay.py --control "$run/relay.sock" --stats "$run/relay.jsonl" \
+    --origin token "$(fake_origin "$TOKEN_URL")" --origin api "$(fake_origin "$API_URL")" \
+    <"$run/relay.stdin" >"$run/relay.env" 2>"$run/relay.log" &
+relay_pid=$!
+exec {relay_fd}>"$run/relay.stdin"
+for _ in $(seq 100); do
+    grep -q '^API_PORT=' "$run/relay.env" 2>/dev/null && [ -S "$run/relay.sock" ] && break
+    kill -0 "$relay_pid" 2>/dev/null || die "the relay exited: $(cat "$run/relay.log")"
+    sleep 0.1
+done
+[ -S "$run/relay.sock" ] || die "the relay did not start within 10 s"
+# shellcheck disable=SC1091
+. "$run/relay.env"
+RELAY_TOKEN_URL=https://localhost:$TOKEN_PORT/${TOKEN_URL#https://*/}
+RELAY_API_URL=https://127.0.0.1:$API_PORT/${API_URL#https://*/}
+relay() { # PATH: one command to the relay
+    curl -sSf --unix-socket "$run/relay.sock" -o /dev/null "http://relay$1"
+}
+say "relay: token endpoint $RELAY_TOKEN_URL, API $RELAY_API_URL"
+
 # The output folder is outside any git work tree, so the pipe does not add the file to a
 # .git/info/exclude (in a pipeline's clone directory it does; that costs two small file ops).
 mkdir -p "$run/work" "$run/home"
 output_file=$run/work/oauth-token.env
 # Every client runs in the same clean environment: nothing from this shell or a CI runner
 # (GITHUB_ACTIONS, REQUESTS_CA_BUNDLE, PYTHONDONTWRITEBYTECODE, ~/.curlrc...) leaks in.
-job_env=(env -i "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    "HOME=$run/home" "LANG=C.UTF-8"
-    "TOKEN_URL=$TOKEN_URL" "API_URL=$API_URL" "CA_BUNDLE=$CA_BUNDLE"
-    "CLIENT_ID=$CLIENT_ID" "CLIENT_SECRET=$CLIENT_SECRET" "REPOSITORY=$REPOSITORY"
-    "OUTPUT_FILE=$output_file")
+# The relay's runs get the same environment with its two origins instead of the fake's.
+env_for() { # TOKEN_URL API_URL: sets job_env
+    job_env=(env -i "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        "HOME=$run/home" "LANG=C.UTF-8"
+        "TOKEN_URL=$1" "API_URL=$2" "CA_BUNDLE=$CA_BUNDLE"
+        "CLIENT_ID=$CLIENT_ID" "CLIENT_SECRET=$CLIENT_SECRET" "REPOSITORY=$REPOSITORY"
+        "OUTPUT_FILE=$output_file")
+}
+env_for "$RELAY_TOKEN_URL" "$RELAY_API_URL"
+relay_env=("${job_env[@]}")
+env_for "$TOKEN_URL" "$API_URL"
 
 # The token the fake issues: the single curl process cannot pass it from its first answer to
 # its second request, so it is fetched once here and written into that curl's config.
@@ -164,10 +216,11 @@ token=$(printf 'user = "%s:%s"\n' "$CLIENT_ID" "$CLIENT_SECRET" |
     jq -r .access_token)
 [ "${#token}" -gt 100 ] || die "the fake issued no token"
 # A config file (mode 0600) rather than argv, like the recipe: same secrets, same exposure.
-(
-    umask 077
-    cat >"$run/next.curlrc" <<EOF
-url = "$TOKEN_URL"
+next_config() { # FILE TOKEN_URL API_URL
+    (
+        umask 077
+        cat >"$1" <<EOF
+url = "$2"
 cacert = "$CA_BUNDLE"
 user = "$CLIENT_ID:$CLIENT_SECRET"
 data = "grant_type=client_credentials"
@@ -176,17 +229,21 @@ silent
 show-error
 fail
 next
-url = "$API_URL/repositories/$REPOSITORY"
+url = "$3/repositories/$REPOSITORY"
 cacert = "$CA_BUNDLE"
 header = "Authorization: Bearer $token"
 output = "/dev/null"
 fail
 EOF
-)
+    )
+}
+next_config "$run/next.curlrc" "$TOKEN_URL" "$API_URL"
+next_config "$run/next-relay.curlrc" "$RELAY_TOKEN_URL" "$RELAY_API_URL"
 
 # --- The clients ------------------------------------------------------------------------------
 # name | expects the token in OUTPUT_FILE | argv (one word per element, run without a shell)
 names=("oauth-token-pipe" "curl | jq recipe" "Python requests" "curl --next (1 process)" "static no-op (floor)")
+keys=(pipe recipe requests next noop) # how the relay's run labels (and report.py) name them
 writes_file=(yes yes yes no no)
 commands=(
     "$pipe_bin"
@@ -195,14 +252,21 @@ commands=(
     "/usr/bin/curl$(printf '\t')-q$(printf '\t')-K$(printf '\t')$run/next.curlrc"
     "$noop_bin"
 )
+# Through the relay: every client that talks to the network (the no-op does not), curl --next
+# with its config naming the relay's origins.
+relay_clients=(0 1 2 3)
+relay_commands=("${commands[@]}")
+relay_commands[3]="/usr/bin/curl$(printf '\t')-q$(printf '\t')-K$(printf '\t')$run/next-relay.curlrc"
 argv_of() { IFS=$'\t' read -r -a argv <<<"${commands[$1]}"; }
+relay_argv_of() { IFS=$'\t' read -r -a argv <<<"${relay_commands[$1]}"; }
 # hyperfine --shell=none splits its command like a POSIX shell: quote every word.
-quoted() {
+quote_argv() {
     local word q=''
-    argv_of "$1"
     for word in "${argv[@]}"; do q+="'${word//\'/\'\\\'\'}' "; done
     printf '%s' "${q% }"
 }
+quoted() { argv_of "$1" && quote_argv; }
+relay_quoted() { relay_argv_of "$1" && quote_argv; }
 
 # Each client must do the whole job once, untimed, before it is timed.
 for i in "${!names[@]}"; do
@@ -216,6 +280,28 @@ for i in "${!names[@]}"; do
         ! grep -qx "BITBUCKET_ACCESS_TOKEN=$token" "$output_file" 2>/dev/null; then
         die "${names[$i]} did not write the token to OUTPUT_FILE"
     fi
+done
+# And once through the relay, as a run of its own: the relay must have seen it do the job.
+for i in "${relay_clients[@]}"; do
+    relay_argv_of "$i"
+    rm -f "$output_file"
+    relay "/run?label=check/${keys[$i]}&rtt=0"
+    if ! "${relay_env[@]}" "${argv[@]}" >"$run/check.log" 2>&1; then
+        cat "$run/check.log" "$run/relay.log" >&2
+        die "${names[$i]} failed the job through the relay"
+    fi
+    if [ "${writes_file[$i]}" = yes ] &&
+        ! grep -qx "BITBUCKET_ACCESS_TOKEN=$token" "$output_file" 2>/dev/null; then
+        die "${names[$i]} did not write the token to OUTPUT_FILE through the relay"
+    fi
+done
+relay /end
+for i in "${relay_clients[@]}"; do
+    # Two connections (one per origin), each with at least one round trip.
+    jq -e -s --arg want "check/${keys[$i]}" 'map(select(.label == $want)) | length == 1 and
+        (.[0] | ([.connections[].origin] | sort) == ["api", "token"]
+            and all(.connections[]; .round_trips >= 1))' "$run/relay.jsonl" >/dev/null ||
+        die "the relay did not see ${names[$i]} use both origins: $(grep -F "\"check/${keys[$i]}\"" "$run/relay.jsonl")"
 done
 say "every client did the job; timing $rounds round(s) of $runs runs each"
 
@@ -251,6 +337,34 @@ done
     done
     printf '}\n'
 } >"$run/rss.json"
+
+# --- Wall time and round trips through the relay ---------------------------------------------
+# Each round goes through every RTT and, in one hyperfine call per RTT, every client. hyperfine's
+# --prepare (one per command) removes OUTPUT_FILE and tells the relay which run comes, so that
+# the relay files what it counts under round/client/RTT (warm-ups too: report.py drops a label's
+# first $latency_warmup records, hyperfine running a command's warm-ups before its timed runs).
+cat >"$run/next-run" <<EOF
+#!/bin/sh
+# hyperfine --prepare of a run through the relay: LABEL RTT_MS
+rm -f '$output_file' &&
+    exec /usr/bin/curl -sSf --unix-socket '$run/relay.sock' -o /dev/null "http://relay/run?label=\$1&rtt=\$2"
+EOF
+latency_args=()
+for round in $(seq "$latency_rounds"); do
+    for rtt in $rtts; do
+        say "through the relay: round $round of $latency_rounds, RTT $rtt ms"
+        hf_args=(--shell=none --warmup "$latency_warmup" --runs "$latency_runs" --style basic)
+        for i in "${relay_clients[@]}"; do
+            hf_args+=(--prepare "/bin/sh '$run/next-run' $round/${keys[$i]}/$rtt $rtt"
+                --command-name "${names[$i]}" "$(relay_quoted "$i")")
+        done
+        "${relay_env[@]}" hyperfine "${hf_args[@]}" --export-json "$run/latency.$round.$rtt.json"
+        latency_args+=("$rtt:$run/latency.$round.$rtt.json")
+    done
+done
+relay /end
+# Kept for a closer look: every run's round trips, per connection, with their times.
+cp "$run/relay.jsonl" "$out/relay.jsonl"
 
 # --- Sizes, and the image when a Docker engine is at hand -------------------------------------
 binary_bytes=$(stat -c %s "$pipe_bin")
@@ -328,6 +442,8 @@ requests_version=$("$venv/bin/python" -c 'import requests; print(requests.__vers
     printf 'rounds=%s\n' "$rounds"
     printf 'warmup=%s\n' "$warmup"
     printf 'rss_runs=%s\n' "$rss_runs"
+    printf 'latency_rounds=%s\n' "$latency_rounds"
+    printf 'latency_warmup=%s\n' "$latency_warmup"
 } >"$run/machine.txt"
 
 # Files a container of each alternative must hold at the least: measured from this machine's
@@ -335,17 +451,26 @@ requests_version=$("$venv/bin/python" -c 'import requests; print(requests.__vers
 "$venv/bin/python" bench/payload.py >"$run/payload.json"
 
 report_args=(--hyperfine "${hf_files[@]}" --rss "$run/rss.json" --machine "$run/machine.txt"
-    --payload "$run/payload.json" --out "$out")
+    --payload "$run/payload.json" --out "$out"
+    --latency "${latency_args[@]}" --relay-stats "$run/relay.jsonl"
+    --latency-warmup "$latency_warmup")
 [ -z "$docker_run_json" ] || report_args+=(--docker "$docker_run_json")
-[ "$mode" = short ] || report_args+=(--update "$repo/BENCHMARKS.md" --chart "$repo/bench/chart.png")
+[ "$mode" = short ] || report_args+=(--update "$repo/BENCHMARKS.md" --chart "$repo/bench/chart.png"
+    --latency-chart "$repo/bench/latency.png")
 "$venv/bin/python" bench/report.py "${report_args[@]}"
 
 # The fake must have answered every run; a client that silently skipped a request would
 # otherwise look fast.
+exec {relay_fd}>&-
+relay_fd=''
+kill -TERM "$relay_pid" 2>/dev/null || true
+wait "$relay_pid" || true
+relay_pid=''
+cat "$run/relay.log" >&2
 exec {fake_fd}>&-
 fake_fd=''
 kill -TERM "$fake_pid" 2>/dev/null || true
 wait "$fake_pid" || true
 fake_pid=''
 cat "$run/fake.log" >&2
-say "results: $out/results.md, chart: $out/chart.png$([ "$mode" = full ] && echo ', BENCHMARKS.md and bench/chart.png updated')"
+say "results: $out/results.md, charts: $out/chart.png, $out/latency.png$([ "$mode" = full ] && echo ', BENCHMARKS.md and bench/*.png updated')"
