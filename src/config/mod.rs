@@ -50,9 +50,19 @@ pub struct Config {
 pub fn read_env(vars: impl IntoIterator<Item = (OsString, OsString)>) -> (Raw, Problems) {
     let mut problems = Problems::default();
     let mut pairs: Vec<(String, String)> = Vec::new();
+    let vars: Vec<(OsString, OsString)> = vars.into_iter().collect();
+    // GitLab's identity token lives in a variable its `id_tokens:` names: ours by reference.
+    let named = vars
+        .iter()
+        .filter(|(n, _)| n == "OIDC_TOKEN_VARIABLE" || n == "INPUT_OIDC_TOKEN_VARIABLE")
+        .find_map(|(_, v)| {
+            v.to_str()
+                .filter(|v| crate::vars::is_variable_name(v))
+                .map(str::to_owned)
+        });
     for (name, value) in vars {
         let Some(name) = name.to_str() else { continue };
-        if !is_ours(name) {
+        if !is_ours(name) && named.as_deref() != Some(name) {
             continue;
         }
         match value.into_string() {
@@ -237,9 +247,47 @@ mod tests {
             Mode::GitCredential,
             Mode::Status,
         ];
+        // Values that open the branches reading more variables: a real key (so the signing
+        // options are read), each identity-token source, impersonation.
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &rng,
+        )
+        .unwrap();
+        let key =
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pkcs8.as_ref());
+        let extras: Vec<Vec<(&str, String)>> = vec![
+            vec![],
+            vec![
+                ("CLIENT_AUTH", "private_key_jwt".into()),
+                ("PRIVATE_KEY", key),
+            ],
+            vec![
+                ("GRANT", "token_exchange".into()),
+                ("OIDC_TOKEN_SOURCE", "github".into()),
+            ],
+            vec![
+                ("CLIENT_AUTH", "federated".into()),
+                ("OIDC_TOKEN_SOURCE", "bitbucket".into()),
+            ],
+            vec![
+                ("CLIENT_AUTH", "federated".into()),
+                ("OIDC_TOKEN_SOURCE", "gitlab".into()),
+            ],
+            vec![
+                ("CLIENT_AUTH", "federated".into()),
+                ("OIDC_TOKEN_SOURCE", "file".into()),
+            ],
+            vec![("SERVICE_ACCOUNT", "sa@p.iam.gserviceaccount.com".into())],
+        ];
         for (provider, mode) in provider::IDS.iter().flat_map(|p| modes.map(|m| (*p, m))) {
-            for github in [false, true] {
+            for (github, extra) in [false, true]
+                .into_iter()
+                .flat_map(|g| extras.iter().map(move |e| (g, e)))
+            {
                 let mut pairs = vec![("PROVIDER".to_owned(), provider.to_owned())];
+                pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
                 if github {
                     pairs.push(("GITHUB_ACTIONS".to_owned(), "true".to_owned()));
                     pairs.push(("GITHUB_OUTPUT".to_owned(), "/o".to_owned()));

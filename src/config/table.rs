@@ -74,6 +74,9 @@ const BITBUCKET: Owner = Owner::Provider("bitbucket");
 /// Read by the generic OAuth 2.0 provider and every identity-provider profile over it.
 const OAUTH2: Owner = Owner::Provider("oauth2");
 
+/// Read by the GitHub App installation-token provider.
+const GITHUB_APP: Owner = Owner::Provider("github-app");
+
 const fn platform(name: &'static str, doc: &'static str) -> Var {
     no_input(var(name, "", Owner::Platform, doc))
 }
@@ -99,9 +102,32 @@ pub const VARIABLES: &[Var] = &[
     var("SCOPE", "", OAUTH2, "Scopes to request, separated by spaces or commas."),
     var("AUDIENCE", "", OAUTH2, "The audience parameter (required by Auth0)."),
     var("RESOURCE", "", OAUTH2, "RFC 8707 resource URIs, separated by spaces."),
-    var("CLIENT_AUTH", "", OAUTH2, "client_secret_basic or client_secret_post (default by profile)."),
+    var("CLIENT_AUTH", "", OAUTH2, "client_secret_basic, client_secret_post, private_key_jwt or federated (default by profile)."),
+    secret(var("PRIVATE_KEY", "", Owner::Common, "A private key (PEM; \\n escapes or base64 accepted), as a secured variable.")),
+    var("SIGNING_ALG", "", OAUTH2, "private_key_jwt: RS256 (RSA default), PS256 or ES256 (EC default)."),
+    var("KEY_ID", "", OAUTH2, "private_key_jwt: the kid header."),
+    var("CERTIFICATE", "", OAUTH2, "private_key_jwt: the certificate (PEM) whose thumbprint goes in x5t#S256 (Entra)."),
+    var("ASSERTION_AUDIENCE", "", OAUTH2, "private_key_jwt: the assertion's aud (default: the token endpoint)."),
+    var("GRANT", "client_credentials", OAUTH2, "client_credentials, token_exchange (RFC 8693) or jwt_bearer (RFC 7523)."),
+    var("SUBJECT_TOKEN_TYPE", "urn:ietf:params:oauth:token-type:jwt", OAUTH2, "token_exchange: the subject token's type."),
+    var("REQUESTED_TOKEN_TYPE", "", OAUTH2, "token_exchange: the type asked for."),
+    var("OIDC_TOKEN_SOURCE", "auto", OAUTH2, "Where the CI identity token comes from: auto, github, bitbucket, gitlab or file."),
+    var("OIDC_AUDIENCE", "", OAUTH2, "The audience the identity token must carry (entra: api://AzureADTokenExchange)."),
+    var("OIDC_TOKEN_VARIABLE", "OIDC_TOKEN", OAUTH2, "GitLab: the variable id_tokens: names."),
+    var("OIDC_TOKEN_FILE", "", OAUTH2, "A file holding the identity token, re-read on each use."),
+    var("WORKLOAD_IDENTITY_PROVIDER", "", Owner::Provider("google"), "projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER."),
+    var("STS_URL", "https://sts.googleapis.com/v1/token", Owner::Provider("google"), "Google's STS token URL."),
+    var("SERVICE_ACCOUNT", "", Owner::Provider("google"), "A service account to impersonate (e-mail)."),
+    var("IAM_CREDENTIALS_URL", "https://iamcredentials.googleapis.com", Owner::Provider("google"), "The IAM Credentials API base."),
+    var("LIFETIME", "", Owner::Provider("google"), "Seconds the impersonated token lives (60-43200)."),
     var("INTROSPECTION_URL", "", OAUTH2, "The RFC 7662 introspection endpoint (overrides discovery)."),
     var("JWKS_URL", "", OAUTH2, "The issuer's key set (overrides discovery)."),
+    var("APP_ID", "", GITHUB_APP, "The GitHub App's Client ID (Iv23…) or numeric App ID."),
+    var("OWNER", "", GITHUB_APP, "The account whose installation to use (default: the current repository's)."),
+    var("REPOSITORIES", "", GITHUB_APP, "Repository names the token covers (default: the current one, or all of OWNER's)."),
+    var("PERMISSIONS", "", GITHUB_APP, "Permissions to request, e.g. contents:write,pull_requests:read."),
+    var("INSTALLATION_ID", "", GITHUB_APP, "The installation to use, skipping the lookup."),
+    var("GITHUB_API_URL", "https://api.github.com", GITHUB_APP, "GitHub's REST API (GHES: https://HOST/api/v3)."),
     var("TIMEOUT", "30", Owner::Common, "Seconds for the whole run, retries included."),
     var("RETRIES", "3", Owner::Common, "Extra attempts after a transient failure."),
     var("CA_BUNDLE", "", Owner::Common, "A PEM file of extra CA certificates to trust."),
@@ -117,6 +143,8 @@ pub const VARIABLES: &[Var] = &[
     platform("GITHUB_OUTPUT", "Set by GitHub Actions: the step outputs file."),
     platform("GITHUB_ENV", "Set by GitHub Actions: the later steps' environment file."),
     platform("GITHUB_STEP_SUMMARY", "Set by GitHub Actions: the step summary file."),
+    platform("GITHUB_REPOSITORY", "Set by GitHub Actions: owner/repo being built (github-app's default repository)."),
+    platform("GITHUB_REPOSITORY_OWNER", "Set by GitHub Actions: the owner of the repository being built."),
     platform("GITLAB_CI", "Set by GitLab CI: marks the platform."),
     platform("NO_COLOR", "Turns the log's colours off (https://no-color.org)."),
     platform("XDG_CACHE_HOME", "Where git-credential caches tokens."),
@@ -127,6 +155,10 @@ pub const VARIABLES: &[Var] = &[
     platform("all_proxy", "As ALL_PROXY."),
     platform("NO_PROXY", "Hosts that bypass the proxy (also no_proxy)."),
     platform("no_proxy", "As NO_PROXY."),
+    platform("ACTIONS_ID_TOKEN_REQUEST_URL", "Set by GitHub Actions with id-token: write: where identity tokens are minted."),
+    secret(platform("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "Set by GitHub Actions with id-token: write: the bearer for that request.")),
+    secret(platform("BITBUCKET_STEP_OIDC_TOKEN", "Set by Bitbucket Pipelines with oidc: true: the step's identity token.")),
+    secret(platform("OIDC_TOKEN", "GitLab: the identity token id_tokens: names OIDC_TOKEN (the default).")),
 ];
 
 /// The entry for `name`.

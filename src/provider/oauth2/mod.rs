@@ -5,24 +5,24 @@
 //! 7662) or the issuer's keys ([`validate`], [`jwks`]).
 
 pub mod discovery;
+mod grant;
 pub mod jwks;
 pub mod profile;
 mod section;
 pub mod validate;
 
 use std::cell::{Cell, OnceCell};
-use std::time::SystemTime;
 
-use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
 
 use crate::error::Error;
-use crate::http::{Auth, Body, Call, Field, Http, Response};
+use crate::http::{Http, Response};
+use crate::provider::identity::Claims;
 use crate::provider::{Fresh, Fut, Git, Provider, oauth};
 use crate::report::{Reporter, quote_remote};
-use crate::token::{Token, Validated, parse_list};
+use crate::token::{Token, Validated};
 use discovery::Metadata;
 use profile::Profile;
 
@@ -40,6 +40,12 @@ pub enum ClientAuthMethod {
     Basic,
     /// `client_secret_post`: `client_id` and `client_secret` in the form.
     Post,
+    /// `private_key_jwt` (RFC 7523 §2.2): an assertion signed with PRIVATE_KEY.
+    PrivateKeyJwt,
+    /// The CI's identity token as the client assertion (federated credentials).
+    Federated,
+    /// No client authentication (a token-exchange or JWT grant without a client).
+    None,
 }
 
 impl ClientAuthMethod {
@@ -48,8 +54,48 @@ impl ClientAuthMethod {
         match self {
             ClientAuthMethod::Basic => "client_secret_basic",
             ClientAuthMethod::Post => "client_secret_post",
+            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
+            ClientAuthMethod::Federated => "federated",
+            ClientAuthMethod::None => "none",
         }
     }
+}
+
+/// Which grant the token request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// RFC 6749 §4.4.
+    ClientCredentials,
+    /// RFC 8693 token exchange, the identity token as `subject_token`.
+    TokenExchange,
+    /// RFC 7523 §2.1, the identity token as `assertion`.
+    JwtBearer,
+}
+
+/// The key and header a `private_key_jwt` assertion is signed with.
+#[derive(Debug)]
+pub struct Signing {
+    /// PRIVATE_KEY.
+    pub key: crate::provider::jwt::PrivateKey,
+    /// SIGNING_ALG, or the key's default.
+    pub alg: crate::provider::jwt::Alg,
+    /// KEY_ID.
+    pub kid: Option<String>,
+    /// The SHA-256 thumbprint of CERTIFICATE.
+    pub x5t: Option<String>,
+    /// ASSERTION_AUDIENCE, else the token endpoint.
+    pub audience: Option<String>,
+}
+
+/// Google's optional service-account impersonation after the STS exchange.
+#[derive(Debug)]
+pub struct Impersonation {
+    /// SERVICE_ACCOUNT.
+    pub service_account: String,
+    /// LIFETIME, seconds.
+    pub lifetime: Option<u64>,
+    /// IAM_CREDENTIALS_URL (the base).
+    pub base: Url,
 }
 
 /// How the token is validated.
@@ -91,6 +137,20 @@ pub struct OAuth2 {
     /// Set when the token response named no scope, so granted = requested (RFC 6749 §5.1)
     /// until validation shows better.
     scope_assumed: Cell<bool>,
+    /// The grant.
+    grant: Grant,
+    /// For `private_key_jwt`.
+    signing: Option<Signing>,
+    /// The CI identity token's source, for `federated` and the token-exchange and JWT grants.
+    identity: Option<crate::provider::identity::Identity>,
+    /// SUBJECT_TOKEN_TYPE and REQUESTED_TOKEN_TYPE, for token exchange.
+    token_types: (String, Option<String>),
+    /// PROVIDER=google with SERVICE_ACCOUNT.
+    impersonation: Option<Impersonation>,
+    /// Bitbucket's identity tokens cannot match Entra's exact subjects (providers.md §4.4).
+    platform_is_bitbucket: bool,
+    /// The identity token last fetched, for introspection with a federated client.
+    last_assertion: std::cell::RefCell<Option<SecretString>>,
 }
 
 impl OAuth2 {
@@ -137,84 +197,9 @@ impl OAuth2 {
             })
     }
 
-    /// The client authentication for a request to the token or introspection endpoint:
-    /// the header and the form fields it adds.
-    fn client_auth(&self) -> (Auth<'_>, Vec<Field>) {
-        match self.method {
-            ClientAuthMethod::Basic => (
-                Auth::Basic {
-                    user: &self.basic.0,
-                    password: &self.basic.1,
-                },
-                Vec::new(),
-            ),
-            ClientAuthMethod::Post => (
-                Auth::None,
-                vec![
-                    Field::public("client_id", self.client_id.clone()),
-                    Field::secret("client_secret", &self.secret),
-                ],
-            ),
-        }
-    }
-
-    async fn request(&self, http: &Http, log: &mut Reporter) -> Result<Token, Error> {
-        let url = self.token_endpoint(http, log).await?;
-        log.info(format!(
-            "Requesting an access token from {url} (client credentials grant, {})...",
-            self.method.id()
-        ));
-        let mut form = vec![Field::public("grant_type", "client_credentials")];
-        if !self.scope.is_empty() {
-            form.push(Field::public("scope", self.scope.join(" ")));
-        }
-        if let Some(audience) = &self.audience {
-            form.push(Field::public("audience", audience.clone()));
-        }
-        form.extend(
-            self.resources
-                .iter()
-                .map(|r| Field::public("resource", r.clone())),
-        );
-        let (auth, fields) = self.client_auth();
-        form.extend(fields);
-        let call = Call {
-            name: "token request",
-            method: Method::POST,
-            url: &url,
-            variable: if self.token_url.is_some() {
-                "TOKEN_URL"
-            } else {
-                "ISSUER"
-            },
-            auth,
-            body: Body::Form(&form),
-            headers: &[],
-            body_has_tokens: true,
-            once_sent: false,
-        };
-        let sent_at = SystemTime::now();
-        let response = http.send(&call, log).await?;
-        if !response.status.is_success() {
-            return Err(self.rejected(&url, &response));
-        }
-        let issued = oauth::parse_issued(&response.body, sent_at, &["scope"]).map_err(|problem| {
-            Error::provider(format!("The token endpoint {url} answered HTTP {} with a malformed token response: {problem}.", response.status))
-        })?;
-        log.mask(&issued.access_token);
-        let scopes = match &issued.scope {
-            Some(scope) => parse_list(scope),
-            None => {
-                self.scope_assumed.set(true);
-                self.scope.clone()
-            }
-        };
-        Ok(Token::new(&issued.access_token, issued.expiry, scopes))
-    }
-
     /// A refusal: an OAuth error with 400, 401 or 403 is the credentials' or setup's fault
     /// (exit 3); anything else means the endpoint is unusable (exit 5).
-    fn rejected(&self, url: &Url, response: &Response) -> Error {
+    fn rejected(&self, url: &Url, response: &Response, identity: Option<&Claims>) -> Error {
         let status = response.status;
         let error = oauth::parse_error(&response.body)
             .filter(|_| matches!(status.as_u16(), 400 | 401 | 403));
@@ -256,9 +241,14 @@ impl OAuth2 {
             .expose_secret()
             .chars()
             .any(|c| !(c.is_ascii_alphanumeric() || "._~-".contains(c)));
-        let hint = self
-            .profile
-            .hint(&error, &codes, self.method, needs_encoding);
+        let hint = match identity {
+            Some(claims) if grant::is_federation_refusal(&error, &codes) => {
+                grant::federation_hint(self.profile, claims, &codes, self.platform_is_bitbucket)
+            }
+            _ => self
+                .profile
+                .hint(&error, &codes, self.method, needs_encoding),
+        };
         Error::Credentials(format!(
             "{} refused the token request (HTTP {status}, {}).{support}\n{hint}",
             self.profile.name(),
@@ -306,13 +296,23 @@ impl Provider for OAuth2 {
     }
 
     fn register_secrets(&self, log: &mut Reporter) {
-        log.mask(self.secret.expose_secret());
-        log.mask_basic(&self.basic.0, self.basic.1.expose_secret());
-        log.mask_basic(&self.client_id, self.secret.expose_secret());
+        if !self.secret.expose_secret().is_empty() {
+            log.mask(self.secret.expose_secret());
+            log.mask_basic(&self.basic.0, self.basic.1.expose_secret());
+            log.mask_basic(&self.client_id, self.secret.expose_secret());
+        }
+        if let Some(signing) = &self.signing {
+            for form in signing.key.secret_forms() {
+                log.mask(form);
+            }
+        }
+        if let Some(identity) = &self.identity {
+            identity.register_secrets(log);
+        }
     }
 
     fn fetch<'a>(&'a self, http: &'a Http, log: &'a mut Reporter) -> Fut<'a, Result<Token, Error>> {
-        Box::pin(self.request(http, log))
+        Box::pin(grant::request(self, http, log))
     }
 
     fn check_scopes(&self, token: &Token) -> Result<Vec<String>, Error> {

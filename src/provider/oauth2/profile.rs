@@ -23,6 +23,8 @@ pub enum Profile {
     Okta,
     /// Keycloak.
     Keycloak,
+    /// Google's Security Token Service (workload identity federation).
+    Google,
 }
 
 impl Profile {
@@ -34,6 +36,7 @@ impl Profile {
             Profile::Auth0 => "auth0",
             Profile::Okta => "okta",
             Profile::Keycloak => "keycloak",
+            Profile::Google => "google",
         }
     }
 
@@ -45,6 +48,7 @@ impl Profile {
             Profile::Auth0 => "Auth0",
             Profile::Okta => "Okta",
             Profile::Keycloak => "Keycloak",
+            Profile::Google => "Google's STS",
         }
     }
 
@@ -56,6 +60,7 @@ impl Profile {
             Profile::Auth0,
             Profile::Okta,
             Profile::Keycloak,
+            Profile::Google,
         ]
         .into_iter()
         .find(|p| p.id() == id)
@@ -67,6 +72,7 @@ impl Profile {
     pub fn default_client_auth(self) -> ClientAuthMethod {
         match self {
             Profile::Entra | Profile::Auth0 => ClientAuthMethod::Post,
+            Profile::Google => ClientAuthMethod::None,
             _ => ClientAuthMethod::Basic,
         }
     }
@@ -90,7 +96,7 @@ impl Profile {
             Profile::Auth0 => auth0(&error.code, &d),
             Profile::Okta => okta(&error.code, &d, method),
             Profile::Keycloak => keycloak(&d),
-            Profile::Generic => None,
+            Profile::Generic | Profile::Google => None,
         };
         if let Some(hint) = specific {
             return hint.to_owned();

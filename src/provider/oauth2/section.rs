@@ -6,29 +6,63 @@ use std::cell::{Cell, OnceCell};
 use secrecy::SecretString;
 use url::Url;
 
-use super::{ClientAuthMethod, DEFAULT_AUTHORITY_URL, OAuth2, Profile, Validate};
+use std::cell::RefCell;
+
+use super::{
+    ClientAuthMethod, DEFAULT_AUTHORITY_URL, Grant, Impersonation, OAuth2, Profile, Signing,
+    Validate,
+};
+use crate::platform::Platform;
 use crate::provider::Git;
+use crate::provider::identity::Identity;
+use crate::provider::jwt::{Alg, PrivateKey};
 use crate::token::parse_list;
 use crate::vars::{self, Mode, Problems, Raw, shown, whitespace_slip};
+
+/// Google's STS unless STS_URL says otherwise.
+pub const DEFAULT_STS_URL: &str = "https://sts.googleapis.com/v1/token";
+/// Google's IAM Credentials API unless IAM_CREDENTIALS_URL says otherwise.
+pub const DEFAULT_IAM_CREDENTIALS_URL: &str = "https://iamcredentials.googleapis.com";
+/// The audience Entra's federated credentials require of identity tokens.
+pub const ENTRA_FEDERATION_AUDIENCE: &str = "api://AzureADTokenExchange";
+const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// Reads the section for `profile`.
 pub fn parse(profile: Profile, raw: &Raw, mode: Mode, problems: &mut Problems) -> Option<OAuth2> {
     let needs_credentials = mode != Mode::Status;
+    let grant = grant(raw, profile, problems)?;
+    let method = client_auth(raw, profile, grant, problems)?;
+    let needs_client = needs_credentials && method != ClientAuthMethod::None;
+    let needs_secret =
+        needs_credentials && matches!(method, ClientAuthMethod::Basic | ClientAuthMethod::Post);
     let client_id = required(
         raw,
         "CLIENT_ID",
-        needs_credentials,
+        needs_client,
         "set it to the client (application) ID the authorization server issued.",
         problems,
     );
     let secret = required(
         raw,
         "CLIENT_SECRET",
-        needs_credentials,
-        "set it to the client secret, as a secured variable.",
+        needs_secret,
+        "set it to the client secret, as a secured variable (or use CLIENT_AUTH=private_key_jwt or federated).",
         problems,
     );
-    let method = client_auth(raw, profile, problems);
+    let signing = if method == ClientAuthMethod::PrivateKeyJwt && needs_credentials {
+        signing(raw, problems)
+    } else {
+        Some(None)
+    };
+    let identity = if (method == ClientAuthMethod::Federated || grant != Grant::ClientCredentials)
+        && needs_credentials
+    {
+        let default_audience = (profile == Profile::Entra).then_some(ENTRA_FEDERATION_AUDIENCE);
+        Identity::parse(raw, Platform::detect(raw), default_audience, problems).map(Some)
+    } else {
+        Some(None)
+    };
     let (issuer, token_url) = endpoints(raw, profile, problems);
     let introspection_url = raw
         .get("INTROSPECTION_URL")
@@ -37,10 +71,7 @@ pub fn parse(profile: Profile, raw: &Raw, mode: Mode, problems: &mut Problems) -
         .get("JWKS_URL")
         .and_then(|u| vars::parse_url("JWKS_URL", u, problems));
     let scope = scope(raw, profile, problems);
-    let audience = raw.get("AUDIENCE").map(str::to_owned);
-    if profile == Profile::Auth0 && audience.is_none() {
-        problems.push("AUDIENCE", "is not set, and Auth0 requires it for client credentials (its Default Audience does not apply): set it to the API's Identifier (Applications > APIs).");
-    }
+    let audience = audience(raw, profile, problems);
     let resources = resources(raw, profile, problems);
     let known = issuer.is_some() || introspection_url.is_some() || jwks_url.is_some();
     let validate = validate(raw, mode, known, problems);
@@ -49,6 +80,15 @@ pub fn parse(profile: Profile, raw: &Raw, mode: Mode, problems: &mut Problems) -
     if mode == Mode::GitCredential && git_username.is_none() {
         problems.push("GIT_USERNAME", format!("is not set: git-credential with PROVIDER={} needs the username the git host expects with this token (e.g. any non-empty name for Azure DevOps).", profile.id()));
     }
+    let requested = raw
+        .get("REQUESTED_TOKEN_TYPE")
+        .map(str::to_owned)
+        .or_else(|| (profile == Profile::Google).then(|| ACCESS_TOKEN_TYPE.to_owned()));
+    let token_types = (
+        raw.get("SUBJECT_TOKEN_TYPE").unwrap_or(JWT_TYPE).to_owned(),
+        requested,
+    );
+    let impersonation = impersonation(raw, profile, problems);
     let (client_id, secret) = (client_id?, secret?);
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     Some(OAuth2 {
@@ -56,13 +96,13 @@ pub fn parse(profile: Profile, raw: &Raw, mode: Mode, problems: &mut Problems) -
         basic: (encode(&client_id), SecretString::from(encode(&secret))),
         client_id,
         secret: SecretString::from(secret),
-        method: method?,
+        method,
         issuer,
         token_url,
         introspection_url,
         jwks_url,
         scope: scope?,
-        audience,
+        audience: audience?,
         resources: resources?,
         validate: validate?,
         required_scopes,
@@ -72,7 +112,155 @@ pub fn parse(profile: Profile, raw: &Raw, mode: Mode, problems: &mut Problems) -
         },
         metadata: OnceCell::new(),
         scope_assumed: Cell::new(false),
+        grant,
+        signing: signing?,
+        identity: identity?,
+        token_types,
+        impersonation: impersonation?,
+        platform_is_bitbucket: Platform::detect(raw) == Platform::BitbucketPipelines,
+        last_assertion: RefCell::new(None),
     })
+}
+
+fn grant(raw: &Raw, profile: Profile, problems: &mut Problems) -> Option<Grant> {
+    match (profile, raw.get("GRANT")) {
+        (Profile::Google, None | Some("token_exchange")) => Some(Grant::TokenExchange),
+        (Profile::Google, Some(other)) => {
+            problems.push(
+                "GRANT",
+                format!(
+                    "is {}, but Google's STS takes only token_exchange: unset GRANT.",
+                    shown(other)
+                ),
+            );
+            None
+        }
+        (_, None | Some("client_credentials")) => Some(Grant::ClientCredentials),
+        (_, Some("token_exchange")) => Some(Grant::TokenExchange),
+        (_, Some("jwt_bearer")) => Some(Grant::JwtBearer),
+        (_, Some(other)) => {
+            problems.push(
+                "GRANT",
+                format!(
+                    "({}) is not one of client_credentials, token_exchange, jwt_bearer.",
+                    shown(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Signing material for `private_key_jwt`: PRIVATE_KEY, SIGNING_ALG, KEY_ID, CERTIFICATE,
+/// ASSERTION_AUDIENCE. `Some(None)` never: this is called only when the method needs it.
+fn signing(raw: &Raw, problems: &mut Problems) -> Option<Option<Signing>> {
+    let Some(pem) = raw.get("PRIVATE_KEY") else {
+        problems.push("PRIVATE_KEY", "is not set, but CLIENT_AUTH is private_key_jwt: set it to the client's private key (PEM, PKCS#8 RSA or EC P-256, or PKCS#1 RSA), as a secured variable.");
+        return None;
+    };
+    let key = match PrivateKey::load(pem) {
+        Ok(key) => key,
+        Err(e) => {
+            problems.push("PRIVATE_KEY", e.to_string());
+            return None;
+        }
+    };
+    let alg = match (raw.get("SIGNING_ALG"), key.is_rsa()) {
+        (None, true) | (Some("RS256"), true) => Alg::Rs256,
+        (Some("PS256"), true) => Alg::Ps256,
+        (None, false) | (Some("ES256"), false) => Alg::Es256,
+        (Some(other), rsa) => {
+            problems.push(
+                "SIGNING_ALG",
+                format!(
+                    "({}) does not suit the {} key in PRIVATE_KEY: use {}.",
+                    shown(other),
+                    if rsa { "RSA" } else { "EC" },
+                    if rsa { "RS256 or PS256" } else { "ES256" }
+                ),
+            );
+            return None;
+        }
+    };
+    let x5t = match raw.get("CERTIFICATE") {
+        None => None,
+        Some(pem) => {
+            use rustls_pki_types::CertificateDer;
+            use rustls_pki_types::pem::PemObject;
+            match CertificateDer::from_pem_slice(pem.replace("\\n", "\n").as_bytes()) {
+                Ok(der) => Some(crate::provider::jwt::thumbprint_s256(der.as_ref())),
+                Err(_) => {
+                    problems.push("CERTIFICATE", "is not a PEM certificate (-----BEGIN CERTIFICATE-----): give the certificate uploaded to the app, whose SHA-256 thumbprint goes into the assertion's x5t#S256.");
+                    return None;
+                }
+            }
+        }
+    };
+    Some(Some(Signing {
+        key,
+        alg,
+        kid: raw.get("KEY_ID").map(str::to_owned),
+        x5t,
+        audience: raw.get("ASSERTION_AUDIENCE").map(str::to_owned),
+    }))
+}
+
+fn audience(raw: &Raw, profile: Profile, problems: &mut Problems) -> Option<Option<String>> {
+    match profile {
+        Profile::Google => match raw.get("WORKLOAD_IDENTITY_PROVIDER") {
+            Some(wip)
+                if wip.starts_with("projects/")
+                    && wip.contains("/workloadIdentityPools/")
+                    && wip.contains("/providers/") =>
+            {
+                Some(Some(format!("//iam.googleapis.com/{wip}")))
+            }
+            Some(wip) => {
+                problems.push("WORKLOAD_IDENTITY_PROVIDER", format!("({}) is not of the form projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER.", shown(wip)));
+                None
+            }
+            None => {
+                problems.push("WORKLOAD_IDENTITY_PROVIDER", "is not set: set it to the provider's full name, projects/NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER.");
+                None
+            }
+        },
+        Profile::Auth0 if raw.get("AUDIENCE").is_none() => {
+            problems.push("AUDIENCE", "is not set, and Auth0 requires it for client credentials (its Default Audience does not apply): set it to the API's Identifier (Applications > APIs).");
+            None
+        }
+        _ => Some(raw.get("AUDIENCE").map(str::to_owned)),
+    }
+}
+
+fn impersonation(
+    raw: &Raw,
+    profile: Profile,
+    problems: &mut Problems,
+) -> Option<Option<Impersonation>> {
+    let Some(account) = raw
+        .get("SERVICE_ACCOUNT")
+        .filter(|_| profile == Profile::Google)
+    else {
+        return Some(None);
+    };
+    if !account.contains('@') || account.contains(['/', '?', '#', ':']) {
+        problems.push("SERVICE_ACCOUNT", format!("({}) is not a service account's e-mail address (NAME@PROJECT.iam.gserviceaccount.com).", shown(account)));
+        return None;
+    }
+    let lifetime = raw
+        .get("LIFETIME")
+        .map(|_| vars::number(raw, "LIFETIME", 3600, (60, 43_200), "seconds", problems));
+    let base = vars::base_url(
+        raw,
+        "IAM_CREDENTIALS_URL",
+        Some(DEFAULT_IAM_CREDENTIALS_URL),
+        problems,
+    )?;
+    Some(Some(Impersonation {
+        service_account: account.to_owned(),
+        lifetime,
+        base,
+    }))
 }
 
 fn required(
@@ -100,13 +288,34 @@ fn required(
     }
 }
 
-fn client_auth(raw: &Raw, profile: Profile, problems: &mut Problems) -> Option<ClientAuthMethod> {
+fn client_auth(
+    raw: &Raw,
+    profile: Profile,
+    grant: Grant,
+    problems: &mut Problems,
+) -> Option<ClientAuthMethod> {
+    let has_secret = raw.get("CLIENT_SECRET").is_some();
+    let has_key = raw.get("PRIVATE_KEY").is_some();
     match raw.get("CLIENT_AUTH") {
+        // A grant that trades the identity token needs a client only when one is configured.
+        None if grant != Grant::ClientCredentials
+            && !(raw.get("CLIENT_ID").is_some() && (has_secret || has_key)) =>
+        {
+            Some(ClientAuthMethod::None)
+        }
+        None if profile == Profile::Google => Some(ClientAuthMethod::None),
+        // No stored secret at all: Entra trusts the CI's identity token (issue: federation).
+        None if profile == Profile::Entra && !has_secret && !has_key => {
+            Some(ClientAuthMethod::Federated)
+        }
+        None if has_key && !has_secret => Some(ClientAuthMethod::PrivateKeyJwt),
         None => Some(profile.default_client_auth()),
         Some("client_secret_basic") => Some(ClientAuthMethod::Basic),
         Some("client_secret_post") => Some(ClientAuthMethod::Post),
+        Some("private_key_jwt") => Some(ClientAuthMethod::PrivateKeyJwt),
+        Some("federated") => Some(ClientAuthMethod::Federated),
         Some(other) => {
-            problems.push("CLIENT_AUTH", format!("({}) is not a client authentication method: use client_secret_basic or client_secret_post.", shown(other)));
+            problems.push("CLIENT_AUTH", format!("({}) is not a client authentication method: use client_secret_basic, client_secret_post, private_key_jwt or federated.", shown(other)));
             None
         }
     }
@@ -157,6 +366,10 @@ fn endpoints(raw: &Raw, profile: Profile, problems: &mut Problems) -> (Option<Ur
             let derived_issuer = Url::parse(&format!("{base}/{tenant}/v2.0")).ok();
             let derived_token = Url::parse(&format!("{base}/{tenant}/oauth2/v2.0/token")).ok();
             (issuer.or(derived_issuer), token_url.or(derived_token))
+        }
+        Profile::Google => {
+            let sts = vars::url(raw, "STS_URL", Some(DEFAULT_STS_URL), problems);
+            (None, sts)
         }
         Profile::Generic => {
             if issuer.is_none()

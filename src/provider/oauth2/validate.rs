@@ -188,7 +188,11 @@ async fn introspect(
     http: &Http,
     log: &mut Reporter,
 ) -> Result<Result<(Validated, Option<Vec<String>>), Error>, Unsupported> {
-    let (auth, fields) = p.client_auth();
+    let assertion = p.last_assertion.borrow().clone();
+    let (auth, fields) = match super::grant::client_fields(p, url, assertion.as_ref(), log) {
+        Ok(pair) => pair,
+        Err(e) => return Ok(Err(e)),
+    };
     let mut form = vec![
         Field::secret("token", &token.secret),
         Field::public("token_type_hint", "access_token"),
