@@ -1,14 +1,14 @@
-//! `oauth-token-pipe`: fetch a short-lived access token (today from a Bitbucket Cloud OAuth
-//! consumer), validate it with a real API call, and hand it on (a dotenv file, GitHub
+//! `oauth-token-pipe`: fetch a short-lived access token (a Bitbucket Cloud OAuth consumer's,
+//! any OAuth 2.0 server's, a GitHub App's, or one traded for the CI's own identity), validate it with a real API call, and hand it on (a dotenv file, GitHub
 //! outputs, a child process's environment, git's credential protocol) without ever printing
 //! it.
 //!
 //! The layers, each importing only those above it in this list:
-//! - [`error`], [`report`], [`token`], [`vars`]: leaves (failures, the log, what a token
-//!   is, raw variables);
+//! - [`error`], [`report`], [`token`], [`vars`], [`platform`]: leaves (failures, the log,
+//!   what a token is, raw variables, which CI runs us);
 //! - [`http`]: the client and the one way requests are sent;
 //! - [`provider`]: one folder per token source, behind the [`provider::Provider`] trait;
-//! - [`deliver`], [`store`], [`platform`]: handing the token on, reuse, which CI runs us;
+//! - [`deliver`], [`store`]: handing the token on, and reuse;
 //! - [`config`]: the environment read once and parsed into each layer's section;
 //! - [`commands`] and [`cli`]: the subcommands, the only code that sees the whole config.
 //!
