@@ -1,7 +1,7 @@
 //! `oauth-token-pipe`: fetch a short-lived access token (a Bitbucket Cloud OAuth consumer's,
-//! any OAuth 2.0 server's, a GitHub App's, or one traded for the CI's own identity), validate it with a real API call, and hand it on (a dotenv file, GitHub
-//! outputs, a child process's environment, git's credential protocol) without ever printing
-//! it.
+//! any OAuth 2.0 server's, a GitHub App's, or one traded for the CI's own identity), validate
+//! it with a real API call, and hand it on (a dotenv file, GitHub outputs, a child process's
+//! environment, git's credential protocol) without ever printing it.
 //!
 //! The layers, each importing only those above it in this list:
 //! - [`error`], [`report`], [`token`], [`vars`], [`platform`]: leaves (failures, the log,
