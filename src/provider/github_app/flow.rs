@@ -47,13 +47,26 @@ pub async fn fetch(app: &GitHubApp, http: &Http, log: &mut Reporter) -> Result<T
         Some(Target::Installation(id)) => (*id, None),
         Some(Target::Repository { owner, repo }) => {
             let path = format!("/repos/{owner}/{repo}/installation");
-            lookup(app, &path, Step::RepositoryLookup(owner, repo), &mut clock, http, log).await?
+            lookup(
+                app,
+                &path,
+                Step::RepositoryLookup(owner, repo),
+                &mut clock,
+                http,
+                log,
+            )
+            .await?
         }
         Some(Target::Owner(owner)) => {
             let path = format!("/users/{owner}/installation");
             lookup(app, &path, Step::OwnerLookup(owner), &mut clock, http, log).await?
         }
-        None => return Err(Error::config("OWNER", "is not set: set OWNER, REPOSITORIES or INSTALLATION_ID.")),
+        None => {
+            return Err(Error::config(
+                "OWNER",
+                "is not set: set OWNER, REPOSITORIES or INSTALLATION_ID.",
+            ));
+        }
     };
     let mut body = Map::new();
     if !app.repositories.is_empty() {
@@ -79,7 +92,12 @@ pub async fn fetch(app: &GitHubApp, http: &Http, log: &mut Reporter) -> Result<T
     };
     let response = as_app(app, &request, &mut clock, http, log).await?;
     if response.status != StatusCode::CREATED && response.status != StatusCode::OK {
-        return Err(hints::refused(app, Step::Mint(id), &response, clock.corrected.then_some(clock.offset)));
+        return Err(hints::refused(
+            app,
+            Step::Mint(id),
+            &response,
+            clock.corrected.then_some(clock.offset),
+        ));
     }
     let mut token = parse_minted(&response.body, sent_at).map_err(|problem| {
         Error::provider(format!(
@@ -114,7 +132,12 @@ async fn lookup(
     };
     let response = as_app(app, &request, clock, http, log).await?;
     if !response.status.is_success() {
-        return Err(hints::refused(app, step, &response, clock.corrected.then_some(clock.offset)));
+        return Err(hints::refused(
+            app,
+            step,
+            &response,
+            clock.corrected.then_some(clock.offset),
+        ));
     }
     let json: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
     let Some(id) = json.get("id").and_then(Value::as_u64) else {
@@ -130,7 +153,9 @@ async fn lookup(
         .map(str::to_owned);
     log.info(format!(
         "Found installation {id}{}.",
-        slug.as_ref().map(|s| format!(" of app {s}")).unwrap_or_default()
+        slug.as_ref()
+            .map(|s| format!(" of app {s}"))
+            .unwrap_or_default()
     ));
     Ok((id, slug))
 }
@@ -178,7 +203,11 @@ async fn as_app(
         };
         clock.offset = seconds(server) - seconds(SystemTime::now());
         clock.corrected = true;
-        let direction = if clock.offset < 0 { "ahead of" } else { "behind" };
+        let direction = if clock.offset < 0 {
+            "ahead of"
+        } else {
+            "behind"
+        };
         log.warn(format!(
             "GitHub refused the app's JWT ({said}): this machine's clock is about {} s {direction} GitHub's (from the Date header of its answer). Signing a new JWT on GitHub's time; fix the runner's clock (NTP) to avoid this.",
             clock.offset.abs()
@@ -188,10 +217,12 @@ async fn as_app(
 
 /// The app's JWT, registered as a secret before anything can log it.
 fn sign(app: &GitHubApp, clock: &Clock, log: &mut Reporter) -> Result<SecretString, Error> {
-    let key = app
-        .key
-        .as_ref()
-        .ok_or_else(|| Error::config("PRIVATE_KEY", "is not set: set it to the app's private key."))?;
+    let key = app.key.as_ref().ok_or_else(|| {
+        Error::config(
+            "PRIVATE_KEY",
+            "is not set: set it to the app's private key.",
+        )
+    })?;
     let now = seconds(SystemTime::now()) + clock.offset;
     let claims = json!({
         "iat": now - BACKDATE,
@@ -213,14 +244,19 @@ fn seconds(at: SystemTime) -> i64 {
 }
 
 fn api_url(app: &GitHubApp, path: &str) -> Result<Url, Error> {
-    Url::parse(&format!("{}{path}", app.api))
-        .map_err(|e| Error::config("GITHUB_API_URL", format!("cannot be joined with {path} ({e}).")))
+    Url::parse(&format!("{}{path}", app.api)).map_err(|e| {
+        Error::config(
+            "GITHUB_API_URL",
+            format!("cannot be joined with {path} ({e})."),
+        )
+    })
 }
 
 /// The 201 body: `token`, `expires_at`, `permissions` (providers.md §1.2). The expiry is
 /// GitHub's own, never computed; the scopes are `permission:level`, sorted.
 pub fn parse_minted(body: &[u8], now: SystemTime) -> Result<Token, String> {
-    let json: Value = serde_json::from_slice(body).map_err(|_| "its body is not JSON".to_owned())?;
+    let json: Value =
+        serde_json::from_slice(body).map_err(|_| "its body is not JSON".to_owned())?;
     let token = match json.get("token") {
         Some(Value::String(t)) => t.as_str(),
         Some(_) => return Err("its token is not a string".into()),
@@ -231,11 +267,22 @@ pub fn parse_minted(body: &[u8], now: SystemTime) -> Result<Token, String> {
         .get("expires_at")
         .and_then(Value::as_str)
         .ok_or("it has no expires_at")?;
-    let at = humantime::parse_rfc3339_weak(expires)
-        .map_err(|_| format!("its expires_at ({}) is not an RFC 3339 time", quote_remote(expires, 40)))?;
+    let at = humantime::parse_rfc3339_weak(expires).map_err(|_| {
+        format!(
+            "its expires_at ({}) is not an RFC 3339 time",
+            quote_remote(expires, 40)
+        )
+    })?;
     match at.duration_since(now) {
-        Err(_) => return Err(format!("its expires_at ({}) has already passed (check this machine's clock)", format_time(at))),
-        Ok(left) if left > MAX_LIFETIME => return Err("its expires_at is more than a year away".into()),
+        Err(_) => {
+            return Err(format!(
+                "its expires_at ({}) has already passed (check this machine's clock)",
+                format_time(at)
+            ));
+        }
+        Ok(left) if left > MAX_LIFETIME => {
+            return Err("its expires_at is more than a year away".into());
+        }
         Ok(_) => {}
     }
     let mut scopes: Vec<String> = json
@@ -279,7 +326,9 @@ pub async fn revoke(
         )),
         status => Err(Error::provider(format!(
             "GitHub answered the revocation (DELETE {url}) with HTTP {status}{}: the token stays valid until it expires. Check GITHUB_API_URL.",
-            hints::message(&response.body).map(|m| format!(": {m}")).unwrap_or_default()
+            hints::message(&response.body)
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
         ))),
     }
 }
@@ -295,8 +344,16 @@ mod tests {
 
     #[test]
     fn minted_tokens_of_both_formats_keep_githubs_expiry_and_sorted_permissions() {
-        let stateless = format!("ghs_123456_{}.{}.{}", "a".repeat(200), "b".repeat(200), "c".repeat(100));
-        for token in ["ghs_16C7e42F292c6912E7710c838347Ae178B4a", stateless.as_str()] {
+        let stateless = format!(
+            "ghs_123456_{}.{}.{}",
+            "a".repeat(200),
+            "b".repeat(200),
+            "c".repeat(100)
+        );
+        for token in [
+            "ghs_16C7e42F292c6912E7710c838347Ae178B4a",
+            stateless.as_str(),
+        ] {
             let body = json!({"token": token, "expires_at": "2027-01-15T08:00:00Z", "permissions": {"issues": "write", "contents": "read", "metadata": "read"}, "repository_selection": "selected"});
             let t = parse_minted(body.to_string().as_bytes(), now()).unwrap();
             assert_eq!(t.len, token.len());
@@ -309,10 +366,19 @@ mod tests {
     fn malformed_mint_answers_are_refused() {
         for (body, why) in [
             (json!({"expires_at": "2027-01-15T08:00:00Z"}), "no token"),
-            (json!({"token": "a b", "expires_at": "2027-01-15T08:00:00Z"}), "RFC 6750"),
+            (
+                json!({"token": "a b", "expires_at": "2027-01-15T08:00:00Z"}),
+                "RFC 6750",
+            ),
             (json!({"token": "ghs_x"}), "no expires_at"),
-            (json!({"token": "ghs_x", "expires_at": "soon"}), "not an RFC 3339"),
-            (json!({"token": "ghs_x", "expires_at": "2020-01-01T00:00:00Z"}), "already passed"),
+            (
+                json!({"token": "ghs_x", "expires_at": "soon"}),
+                "not an RFC 3339",
+            ),
+            (
+                json!({"token": "ghs_x", "expires_at": "2020-01-01T00:00:00Z"}),
+                "already passed",
+            ),
         ] {
             let err = parse_minted(body.to_string().as_bytes(), now()).unwrap_err();
             assert!(err.contains(why), "{why}: {err}");

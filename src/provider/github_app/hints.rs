@@ -21,7 +21,8 @@ pub fn message(body: &[u8]) -> Option<String> {
 /// (`'Expiration time' claim ('exp') is too far in the future`, `'Issued at' claim ('iat')
 /// must be an Integer…`, `'Expiration time' claim ('exp') must be a numeric value…`).
 pub fn is_clock_error(message: &str) -> bool {
-    message.contains("'Expiration time' claim ('exp')") || message.contains("'Issued at' claim ('iat')")
+    message.contains("'Expiration time' claim ('exp')")
+        || message.contains("'Issued at' claim ('iat')")
 }
 
 /// The call the app's JWT was refused on.
@@ -41,11 +42,20 @@ const KEY_HINT: &str = "GitHub could not verify the app's JWT. Check that PRIVAT
 
 /// An error for a refusal of a call made with the app's JWT. `corrected` is the clock
 /// offset already applied, when one was.
-pub fn refused(app: &GitHubApp, step: Step<'_>, response: &Response, corrected: Option<i64>) -> Error {
+pub fn refused(
+    app: &GitHubApp,
+    step: Step<'_>,
+    response: &Response,
+    corrected: Option<i64>,
+) -> Error {
     let status = response.status;
     let said = message(&response.body).unwrap_or_else(|| {
         let body = response.quoted_body(200);
-        if body.is_empty() { "(empty body)".to_owned() } else { body }
+        if body.is_empty() {
+            "(empty body)".to_owned()
+        } else {
+            body
+        }
     });
     let web = format!("https://{}", app.web_host());
     let what = match step {
@@ -96,6 +106,9 @@ mod tests {
             assert!(is_clock_error(m), "{m}");
         }
         assert!(!is_clock_error("A JSON web token could not be decoded"));
-        assert_eq!(message(br#"{"message":"Bad\ncredentials","documentation_url":"x"}"#).as_deref(), Some("Bad\\ncredentials"));
+        assert_eq!(
+            message(br#"{"message":"Bad\ncredentials","documentation_url":"x"}"#).as_deref(),
+            Some("Bad\\ncredentials")
+        );
     }
 }

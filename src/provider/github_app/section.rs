@@ -51,9 +51,11 @@ pub fn parse(raw: &Raw, mode: Mode, problems: &mut Problems) -> Option<GitHubApp
     let validation = validate::parse(raw, mode, problems);
     let required = validate::parse_required(raw, problems);
 
-    let effective_owner = owner
-        .clone()
-        .or_else(|| (!listed.is_empty()).then(|| current_owner.clone()).flatten());
+    let effective_owner = owner.clone().or_else(|| {
+        (!listed.is_empty())
+            .then(|| current_owner.clone())
+            .flatten()
+    });
     let repositories = repository_names(&listed, effective_owner.as_deref(), problems);
     let target = match (installation, &owner, repositories.first()) {
         (Some(id), _, _) => Some(Target::Installation(id)),
@@ -177,14 +179,24 @@ fn current_repository(raw: &Raw, problems: &mut Problems) -> Option<(String, Str
             Some((owner.to_owned(), repo.to_owned()))
         }
         _ => {
-            problems.push("GITHUB_REPOSITORY", format!("({}) is not owner/repo: GitHub Actions sets it; check the job's environment.", shown(value)));
+            problems.push(
+                "GITHUB_REPOSITORY",
+                format!(
+                    "({}) is not owner/repo: GitHub Actions sets it; check the job's environment.",
+                    shown(value)
+                ),
+            );
             None
         }
     }
 }
 
 /// REPOSITORIES as names; `owner/name` is accepted when the owner is the one in use.
-fn repository_names(listed: &[String], owner: Option<&str>, problems: &mut Problems) -> Vec<String> {
+fn repository_names(
+    listed: &[String],
+    owner: Option<&str>,
+    problems: &mut Problems,
+) -> Vec<String> {
     let mut names = Vec::new();
     for entry in listed {
         let name = match entry.split_once('/') {
@@ -235,7 +247,10 @@ fn permissions(raw: &Raw, problems: &mut Problems) -> Option<Vec<(String, String
             }
             Some((name, _)) => {
                 ok = false;
-                problems.push("PERMISSIONS", format!("lists {name} twice: give each permission once."));
+                problems.push(
+                    "PERMISSIONS",
+                    format!("lists {name} twice: give each permission once."),
+                );
             }
             None => {
                 ok = false;
@@ -253,7 +268,11 @@ mod tests {
     use crate::provider::Provider;
 
     fn key() -> String {
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/keys/app-pkcs1.pem")).unwrap()
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corpus/keys/app-pkcs1.pem"
+        ))
+        .unwrap()
     }
 
     fn parse_with(pairs: &[(&str, &str)]) -> Result<GitHubApp, Vec<String>> {
@@ -271,22 +290,49 @@ mod tests {
         let parsed = parse(&raw, Mode::Pipe, &mut problems);
         match parsed {
             Some(app) if problems.is_empty() => Ok(app),
-            _ => Err(problems.into_vec().iter().map(ToString::to_string).collect()),
+            _ => Err(problems
+                .into_vec()
+                .iter()
+                .map(ToString::to_string)
+                .collect()),
         }
     }
 
     #[test]
     fn targets_follow_the_official_actions_semantics() {
         let app = parse_with(&[("GITHUB_REPOSITORY", "acme/widgets")]).unwrap();
-        assert_eq!(app.target, Some(Target::Repository { owner: "acme".into(), repo: "widgets".into() }));
+        assert_eq!(
+            app.target,
+            Some(Target::Repository {
+                owner: "acme".into(),
+                repo: "widgets".into()
+            })
+        );
         assert_eq!(app.repositories, ["widgets"], "the current repository only");
-        let app = parse_with(&[("GITHUB_REPOSITORY", "acme/widgets"), ("OWNER", "octo-org")]).unwrap();
-        assert_eq!((app.target, app.repositories.len()), (Some(Target::Owner("octo-org".into())), 0));
-        let app = parse_with(&[("GITHUB_REPOSITORY_OWNER", "acme"), ("REPOSITORIES", "b, acme/a\nc")]).unwrap();
-        assert_eq!(app.target, Some(Target::Repository { owner: "acme".into(), repo: "b".into() }));
+        let app =
+            parse_with(&[("GITHUB_REPOSITORY", "acme/widgets"), ("OWNER", "octo-org")]).unwrap();
+        assert_eq!(
+            (app.target, app.repositories.len()),
+            (Some(Target::Owner("octo-org".into())), 0)
+        );
+        let app = parse_with(&[
+            ("GITHUB_REPOSITORY_OWNER", "acme"),
+            ("REPOSITORIES", "b, acme/a\nc"),
+        ])
+        .unwrap();
+        assert_eq!(
+            app.target,
+            Some(Target::Repository {
+                owner: "acme".into(),
+                repo: "b".into()
+            })
+        );
         assert_eq!(app.repositories, ["b", "a", "c"]);
         let app = parse_with(&[("INSTALLATION_ID", "42"), ("REPOSITORIES", "x")]).unwrap();
-        assert_eq!((app.target, app.repositories), (Some(Target::Installation(42)), vec!["x".to_string()]));
+        assert_eq!(
+            (app.target, app.repositories),
+            (Some(Target::Installation(42)), vec!["x".to_string()])
+        );
         let problems = parse_with(&[]).unwrap_err();
         assert!(problems[0].starts_with("OWNER is not set"), "{problems:?}");
         let problems = parse_with(&[("REPOSITORIES", "a")]).unwrap_err();
@@ -297,7 +343,10 @@ mod tests {
     fn mistakes_are_named_together() {
         let problems = parse_with(&[
             ("APP_ID", "my app"),
-            ("PRIVATE_KEY", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"),
+            (
+                "PRIVATE_KEY",
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----",
+            ),
             ("OWNER", "octo org"),
             ("REPOSITORIES", "other/x"),
             ("PERMISSIONS", "contents:write,issues,contents:read"),
@@ -305,16 +354,36 @@ mod tests {
             ("GITHUB_API_URL", "http://github.example/api/v3"),
         ])
         .unwrap_err();
-        let names: Vec<&str> = problems.iter().map(|p| p.split(' ').next().unwrap()).collect();
-        for want in ["APP_ID", "PRIVATE_KEY", "OWNER", "PERMISSIONS", "INSTALLATION_ID", "GITHUB_API_URL"] {
+        let names: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split(' ').next().unwrap())
+            .collect();
+        for want in [
+            "APP_ID",
+            "PRIVATE_KEY",
+            "OWNER",
+            "PERMISSIONS",
+            "INSTALLATION_ID",
+            "GITHUB_API_URL",
+        ] {
             assert!(names.contains(&want), "{want}: {problems:?}");
         }
     }
 
     #[test]
     fn permissions_are_sorted_and_keys_distinguish_everything() {
-        let app = parse_with(&[("OWNER", "acme"), ("PERMISSIONS", "pull_requests:write contents:read")]).unwrap();
-        assert_eq!(app.permissions, [("contents".into(), "read".into()), ("pull_requests".into(), "write".into())]);
+        let app = parse_with(&[
+            ("OWNER", "acme"),
+            ("PERMISSIONS", "pull_requests:write contents:read"),
+        ])
+        .unwrap();
+        assert_eq!(
+            app.permissions,
+            [
+                ("contents".into(), "read".into()),
+                ("pull_requests".into(), "write".into())
+            ]
+        );
         let key = |pairs: &[(&str, &str)]| parse_with(pairs).unwrap().reuse_key().unwrap();
         let base = key(&[("OWNER", "acme")]);
         assert_eq!(base, key(&[("OWNER", "acme"), ("PERMISSIONS", "")]));
@@ -323,7 +392,10 @@ mod tests {
             key(&[("OWNER", "acme"), ("REPOSITORIES", "a")]),
             key(&[("OWNER", "acme"), ("PERMISSIONS", "contents:read")]),
             key(&[("OWNER", "acme"), ("APP_ID", "123")]),
-            key(&[("OWNER", "acme"), ("GITHUB_API_URL", "https://ghe.example/api/v3")]),
+            key(&[
+                ("OWNER", "acme"),
+                ("GITHUB_API_URL", "https://ghe.example/api/v3"),
+            ]),
             key(&[("INSTALLATION_ID", "7")]),
         ] {
             assert_ne!(base, other);
@@ -332,7 +404,13 @@ mod tests {
 
     #[test]
     fn git_host_is_the_apis_web_host() {
-        let host = |api: &str| parse_with(&[("OWNER", "a"), ("GITHUB_API_URL", api)]).unwrap().git().default_host.unwrap();
+        let host = |api: &str| {
+            parse_with(&[("OWNER", "a"), ("GITHUB_API_URL", api)])
+                .unwrap()
+                .git()
+                .default_host
+                .unwrap()
+        };
         assert_eq!(host("https://api.github.com"), "github.com");
         assert_eq!(host("https://GHE.example.com/api/v3/"), "ghe.example.com");
         assert_eq!(host("https://127.0.0.1:8443/api/v3"), "127.0.0.1:8443");
@@ -345,7 +423,11 @@ mod tests {
         assert!(parse_with(&[("OWNER", "a"), ("PRIVATE_KEY", &escaped)]).is_ok());
         let wrapped = base64::engine::general_purpose::STANDARD.encode(key());
         assert!(parse_with(&[("OWNER", "a"), ("PRIVATE_KEY", &wrapped)]).is_ok());
-        let ec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/keys/ec-pkcs8.pem")).unwrap();
+        let ec = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/corpus/keys/ec-pkcs8.pem"
+        ))
+        .unwrap();
         let problems = parse_with(&[("OWNER", "a"), ("PRIVATE_KEY", &ec)]).unwrap_err();
         assert!(problems[0].contains("RS256 only"), "{problems:?}");
     }

@@ -45,8 +45,10 @@ impl Target {
     /// The URL called.
     pub fn url(&self, api: &str) -> Url {
         match self {
-            Target::Installation => Url::parse(&format!("{api}/installation/repositories?per_page=1"))
-                .expect("GITHUB_API_URL was checked"),
+            Target::Installation => {
+                Url::parse(&format!("{api}/installation/repositories?per_page=1"))
+                    .expect("GITHUB_API_URL was checked")
+            }
             Target::Url(url) => url.clone(),
         }
     }
@@ -97,10 +99,18 @@ pub fn check_permissions(required: &[String], granted: &[String]) -> Result<(), 
     if missing.is_empty() {
         return Ok(());
     }
-    let granted = if granted.is_empty() { "none".to_owned() } else { granted.join(", ") };
+    let granted = if granted.is_empty() {
+        "none".to_owned()
+    } else {
+        granted.join(", ")
+    };
     Err(Error::Validation(format!(
         "The token lacks required permission(s): {}. Granted: {granted}.\nGive the app these permissions (the app's settings > Permissions & events; the owner must then accept them on the installation), and request them in PERMISSIONS, or change REQUIRED_SCOPES.",
-        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        missing
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     )))
 }
 
@@ -146,21 +156,23 @@ pub async fn call(
                 scopes: None,
             });
         }
-        let wait = waits
-            .next()
-            .filter(|w| {
-                response.status == StatusCode::UNAUTHORIZED
-                    && fresh == Fresh::Issued
-                    && Instant::now() + **w < http.deadline()
-            });
+        let wait = waits.next().filter(|w| {
+            response.status == StatusCode::UNAUTHORIZED
+                && fresh == Fresh::Issued
+                && Instant::now() + **w < http.deadline()
+        });
         let Some(wait) = wait else {
             let said = hints::message(&response.body)
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
             let hint = match response.status.as_u16() {
-                401 if fresh == Fresh::Issued => "GitHub kept refusing the token it had just minted. Check that GITHUB_API_URL is the GitHub that minted it (GHES: https://HOST/api/v3); if it is, try again later.",
+                401 if fresh == Fresh::Issued => {
+                    "GitHub kept refusing the token it had just minted. Check that GITHUB_API_URL is the GitHub that minted it (GHES: https://HOST/api/v3); if it is, try again later."
+                }
                 401 => "The token is no longer valid (expired or revoked).",
-                403 => "The token may not make this call: give the app the permission it needs, or set VALIDATE_URL to something the token may read.",
+                403 => {
+                    "The token may not make this call: give the app the permission it needs, or set VALIDATE_URL to something the token may read."
+                }
                 404 => "Nothing is there for this token: check VALIDATE_URL, or leave it unset.",
                 _ => "Check GITHUB_API_URL and VALIDATE_URL.",
             };
@@ -184,8 +196,19 @@ mod tests {
     #[test]
     fn write_covers_read_and_admin_covers_both() {
         let granted = ["contents:write".to_string(), "metadata:read".to_string()];
-        let ok = |r: &[&str]| check_permissions(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &granted).is_ok();
-        assert!(ok(&["contents", "contents:read", "contents:write", "metadata"]));
+        let ok = |r: &[&str]| {
+            check_permissions(
+                &r.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                &granted,
+            )
+            .is_ok()
+        };
+        assert!(ok(&[
+            "contents",
+            "contents:read",
+            "contents:write",
+            "metadata"
+        ]));
         assert!(!ok(&["contents:admin"]));
         assert!(!ok(&["metadata:write"]));
         assert!(!ok(&["issues"]));

@@ -1,0 +1,877 @@
+//! A fake GitHub REST API for GitHub App installation tokens: real HTTPS on 127.0.0.1:0
+//! with its own CA made at run time, on its own thread and runtime, served under `/api/v3`
+//! as GHES serves it (so the git host is the API's host, as on GHES).
+//!
+//! It checks the app's JWT the way GitHub does (providers.md §1.1): an RS256 signature by
+//! the app's key, `iss` a JSON string naming the app, `exp − iat ≤ 600`, `iat` not in its
+//! future and `exp` not in its past — by its own clock, which a test can set off from the
+//! real one, and which it reports in every `Date` header. It answers with GitHub's exact
+//! bodies, mints classic (`ghs_` + 36) or 2026 stateless (~520 characters, two dots) tokens,
+//! serves `/installation/repositories`, `DELETE /installation/token`, and git over smart
+//! HTTP (`git http-backend`) to `x-access-token:<token>`. It records every request with
+//! the connection it came on, and on drop fails the test when a scripted reply was never
+//! used.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// The API's path prefix (GHES: `https://HOST/api/v3`).
+pub const API_PREFIX: &str = "/api/v3";
+/// The app's client ID and numeric ID; either is a valid `iss`.
+pub const CLIENT_ID: &str = "Iv23liFakeApp0001";
+/// The numeric app ID.
+pub const APP_ID: u64 = 424242;
+/// The app's slug.
+pub const APP_SLUG: &str = "fake-ci-app";
+
+/// GitHub's 401 for a JWT it cannot verify (CGAT#153).
+pub const DECODE_ERROR: &str = r#"{"message":"A JSON web token could not be decoded","documentation_url":"https://docs.github.com/rest"}"#;
+/// GitHub's 401 for `exp` too far ahead (rocq-prover/bot#204).
+pub const EXP_TOO_FAR: &str = r#"{"message":"'Expiration time' claim ('exp') is too far in the future","documentation_url":"https://docs.github.com/rest"}"#;
+/// GitHub's 401 for `iat` in its future (probot/probot#326).
+pub const IAT_FUTURE: &str = r#"{"message":"'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued","documentation_url":"https://docs.github.com/rest"}"#;
+/// GitHub's 401 for `exp` already past (sigmavirus24/github3.py#1050).
+pub const EXP_PAST: &str = r#"{"message":"'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires","documentation_url":"https://docs.github.com/rest"}"#;
+/// The 404 for an app not installed (ministryofjustice/operations-engineering#4721).
+pub const NOT_INSTALLED: &str = r#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app","status":"404"}"#;
+/// The 422 for a repository the installation cannot reach (external-secrets fixture).
+pub const REPO_NOT_ACCESSIBLE: &str = r#"{"message":"There is at least one repository that does not exist or is not accessible to the parent installation.","documentation_url":"https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app","status":"422"}"#;
+/// The 422 for permissions beyond the app's grant (workflow-application-token-action#48).
+pub const PERMISSIONS_NOT_GRANTED: &str = r#"{"message":"The permissions requested are not granted to this installation.","documentation_url":"https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app","status":"422"}"#;
+/// 401 for an unknown, expired or revoked token (CGAT#72).
+pub const BAD_CREDENTIALS: &str = r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest","status":"401"}"#;
+
+/// The token formats GitHub issues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenFormat {
+    /// `ghs_` and 36 characters.
+    Classic,
+    /// The 2026 stateless form, `ghs_APPID_<JWT>`, ~520 characters with two dots.
+    Stateless,
+}
+
+/// A scripted reply for requests whose `METHOD /path` (after the API prefix) starts with
+/// `route`, used once, before the fake's own behaviour.
+#[derive(Clone, Debug)]
+pub struct Scripted {
+    /// E.g. `POST /app/installations`.
+    pub route: String,
+    /// Status.
+    pub status: u16,
+    /// Body.
+    pub body: String,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A scripted reply.
+pub fn script(route: &str, status: u16, body: &str) -> Scripted {
+    Scripted {
+        route: route.to_owned(),
+        status,
+        body: body.to_owned(),
+        headers: Vec::new(),
+    }
+}
+
+/// How the fake behaves.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Which accounts have the app installed: (owner, installation id, repositories).
+    pub installations: Vec<(String, u64, Vec<String>)>,
+    /// The permissions the app was granted.
+    pub granted: Vec<(String, String)>,
+    /// Seconds GitHub's clock is ahead of the real one (negative: behind).
+    pub skew: i64,
+    /// The format of minted tokens.
+    pub format: TokenFormat,
+    /// Validation calls answered 401 right after a mint (replication lag).
+    pub lag: usize,
+    /// Scripted replies.
+    pub scripted: Vec<Scripted>,
+    /// Serve the bare repositories in this folder at `/git/...`.
+    pub git_root: Option<PathBuf>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            installations: vec![(
+                "acme".into(),
+                31337,
+                vec!["widgets".into(), "gadgets".into(), "mirror".into()],
+            )],
+            granted: vec![
+                ("contents".into(), "write".into()),
+                ("metadata".into(), "read".into()),
+                ("pull_requests".into(), "write".into()),
+            ],
+            skew: 0,
+            format: TokenFormat::Classic,
+            lag: 0,
+            scripted: Vec::new(),
+            git_root: None,
+        }
+    }
+}
+
+/// What the fake received.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// GET, POST...
+    pub method: String,
+    /// Path and query, without the API prefix.
+    pub path: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Which connection it came on (0, 1, ...).
+    pub connection: usize,
+}
+
+impl Request {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Minted {
+    token: String,
+    installation: u64,
+    repositories: Vec<String>,
+    revoked: bool,
+}
+
+struct State {
+    setup: Setup,
+    scripted: VecDeque<Scripted>,
+    requests: Vec<Request>,
+    minted: Vec<Minted>,
+    jwts: Vec<String>,
+    lag_left: usize,
+    connections: usize,
+    public_key: Vec<u8>,
+}
+
+/// A running fake GitHub. Dropping it stops the server and checks the script was used.
+pub struct FakeGitHub {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A test-only key fixture (tests/corpus/keys/).
+pub fn key(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/corpus/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("key fixture")
+}
+
+impl FakeGitHub {
+    /// Starts a fake that behaves as `setup` says; the app's key is `app-pkcs1.pem`.
+    pub fn start(setup: Setup) -> FakeGitHub {
+        let pem = key("app-pkcs1.pem");
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = STANDARD.decode(body).expect("fixture base64");
+        let public_key = ring::signature::RsaKeyPair::from_der(&der)
+            .expect("fixture key")
+            .public()
+            .as_ref()
+            .to_vec();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (ca_pem, config) = certificates();
+        let ca_file = dir.path().join("fake-github-ca.pem");
+        std::fs::write(&ca_file, ca_pem).expect("write CA");
+        let state = Arc::new(Mutex::new(State {
+            scripted: setup.scripted.iter().cloned().collect(),
+            lag_left: 0,
+            setup,
+            requests: Vec::new(),
+            minted: Vec::new(),
+            jwts: Vec::new(),
+            connections: 0,
+            public_key,
+        }));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread_state = state.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(serve(
+                listener,
+                TlsAcceptor::from(Arc::new(config)),
+                thread_state,
+                stopped,
+            ));
+        });
+        FakeGitHub {
+            addr,
+            state,
+            ca_file,
+            _dir: dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// GITHUB_API_URL for this fake.
+    pub fn api_url(&self) -> String {
+        format!("{}{API_PREFIX}", self.base())
+    }
+
+    /// The git host (`127.0.0.1:PORT`), which the program derives from the API URL.
+    pub fn git_host(&self) -> String {
+        format!("127.0.0.1:{}", self.addr.port())
+    }
+
+    /// The CA that signed the fake's certificate (for CA_BUNDLE and GIT_SSL_CAINFO).
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// `METHOD path` of every request, in order.
+    pub fn calls(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    }
+
+    /// How many TLS connections were accepted.
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
+    }
+
+    /// Every token minted, in order.
+    pub fn tokens(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .minted
+            .iter()
+            .map(|m| m.token.clone())
+            .collect()
+    }
+
+    /// Whether `token` was revoked.
+    pub fn revoked(&self, token: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .minted
+            .iter()
+            .any(|m| m.token == token && m.revoked)
+    }
+
+    /// Every app JWT received.
+    pub fn jwts(&self) -> Vec<String> {
+        self.state.lock().unwrap().jwts.clone()
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let unused: Vec<String> = self
+            .state
+            .lock()
+            .unwrap()
+            .scripted
+            .iter()
+            .map(|s| s.route.clone())
+            .collect();
+        if !unused.is_empty() && !std::thread::panicking() {
+            panic!("the fake GitHub's scripted replies were never used: {unused:?}");
+        }
+    }
+}
+
+fn certificates() -> (String, rustls::ServerConfig) {
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "fake GitHub test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .expect("leaf params");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "fake github");
+    let leaf = leaf.signed_by(&leaf_key, &issuer).expect("leaf cert");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocols")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![
+            CertificateDer::from(leaf.der().to_vec()),
+            CertificateDer::from(ca_cert.der().to_vec()),
+        ],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    )
+    .expect("server config");
+    (ca_cert.pem(), config)
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    tls: TlsAcceptor,
+    state: Arc<Mutex<State>>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => {
+                let Ok((socket, _)) = accepted else { continue };
+                let _ = socket.set_nodelay(true);
+                let (tls, state) = (tls.clone(), state.clone());
+                tokio::spawn(async move {
+                    if let Ok(stream) = tls.accept(socket).await {
+                        let id = {
+                            let mut s = state.lock().unwrap();
+                            s.connections += 1;
+                            s.connections - 1
+                        };
+                        connection(stream, state, id).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    state: Arc<Mutex<State>>,
+    id: usize,
+) {
+    let mut buffer = Vec::new();
+    while let Some(mut request) = read_request(&mut stream, &mut buffer).await {
+        request.connection = id;
+        let (status, headers, body) = {
+            let mut state = state.lock().unwrap();
+            state.requests.push(request.clone());
+            respond(&mut state, &request)
+        };
+        let now = server_now(&state.lock().unwrap().setup);
+        let mut head = format!(
+            "HTTP/1.1 {status} {}\r\nServer: GitHub.com\r\nDate: {}\r\nContent-Length: {}\r\n",
+            reason(status),
+            httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(now as u64)),
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&body);
+        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+) -> Option<Request> {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head_len)) = parsed.parse(buffer) {
+            let headers: Vec<(String, String)> = parsed
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_ascii_lowercase(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect();
+            let method = parsed.method.unwrap_or("").to_owned();
+            let full = parsed.path.unwrap_or("").to_owned();
+            let path = full.strip_prefix(API_PREFIX).unwrap_or(&full).to_owned();
+            let chunked = headers
+                .iter()
+                .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+            buffer.drain(..head_len);
+            let body = if chunked {
+                let mut body = Vec::new();
+                loop {
+                    let line_end = loop {
+                        if let Some(i) = buffer.windows(2).position(|w| w == b"\r\n") {
+                            break i;
+                        }
+                        if !fill(stream, buffer).await {
+                            return None;
+                        }
+                    };
+                    let size = usize::from_str_radix(
+                        String::from_utf8_lossy(&buffer[..line_end])
+                            .split(';')
+                            .next()?
+                            .trim(),
+                        16,
+                    )
+                    .ok()?;
+                    while buffer.len() < line_end + 4 + size {
+                        if !fill(stream, buffer).await {
+                            return None;
+                        }
+                    }
+                    body.extend_from_slice(&buffer[line_end + 2..line_end + 2 + size]);
+                    buffer.drain(..line_end + 4 + size);
+                    if size == 0 {
+                        break body;
+                    }
+                }
+            } else {
+                let length: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                while buffer.len() < length {
+                    if !fill(stream, buffer).await {
+                        return None;
+                    }
+                }
+                buffer.drain(..length).collect()
+            };
+            return Some(Request {
+                method,
+                path,
+                headers,
+                body,
+                connection: 0,
+            });
+        }
+        if !fill(stream, buffer).await {
+            return None;
+        }
+    }
+}
+
+async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 16384];
+    match stream.read(&mut chunk).await {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buffer.extend_from_slice(&chunk[..n]);
+            true
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        422 => "Unprocessable Entity",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+fn server_now(setup: &Setup) -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + setup.skew
+}
+
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+fn json_answer(status: u16, body: &str) -> Answer {
+    (
+        status,
+        vec![(
+            "Content-Type".into(),
+            "application/json; charset=utf-8".into(),
+        )],
+        body.as_bytes().to_vec(),
+    )
+}
+
+fn respond(state: &mut State, request: &Request) -> Answer {
+    let line = format!("{} {}", request.method, request.path);
+    if let Some(i) = state
+        .scripted
+        .iter()
+        .position(|s| line.starts_with(&s.route))
+    {
+        let s = state.scripted.remove(i).expect("found");
+        let (status, mut headers, body) = json_answer(s.status, &s.body);
+        headers.extend(s.headers);
+        return (status, headers, body);
+    }
+    let path = request
+        .path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (request.method.as_str(), parts.as_slice()) {
+        (_, ["git", ..]) => git(state, request),
+        ("GET", ["repos", owner, repo, "installation"]) => as_app(state, request, |state| {
+            installation(state, |o, repos| {
+                o.eq_ignore_ascii_case(owner) && repos.iter().any(|r| r.eq_ignore_ascii_case(repo))
+            })
+        }),
+        ("GET", ["users", owner, "installation"]) => as_app(state, request, |state| {
+            installation(state, |o, _| o.eq_ignore_ascii_case(owner))
+        }),
+        ("POST", ["app", "installations", id, "access_tokens"]) => {
+            let id: u64 = id.parse().unwrap_or(0);
+            let body = request.body.clone();
+            as_app(state, request, move |state| mint(state, id, &body))
+        }
+        ("GET", ["installation", "repositories"]) => match bearer_token(state, request) {
+            Some(i) if state.lag_left > 0 => {
+                let _ = i;
+                state.lag_left -= 1;
+                json_answer(401, BAD_CREDENTIALS)
+            }
+            Some(i) => {
+                let repos = &state.minted[i].repositories;
+                let list: Vec<Value> = repos
+                    .iter()
+                    .take(1)
+                    .map(|r| json!({"name": r, "full_name": format!("acme/{r}")}))
+                    .collect();
+                json_answer(200, &json!({"total_count": repos.len(), "repository_selection": "selected", "repositories": list}).to_string())
+            }
+            None => json_answer(401, BAD_CREDENTIALS),
+        },
+        ("DELETE", ["installation", "token"]) => match bearer_token(state, request) {
+            Some(i) => {
+                state.minted[i].revoked = true;
+                (204, Vec::new(), Vec::new())
+            }
+            None => json_answer(401, BAD_CREDENTIALS),
+        },
+        _ => json_answer(
+            404,
+            r#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest","status":"404"}"#,
+        ),
+    }
+}
+
+/// Runs `then` if the request carries a valid app JWT, else answers as GitHub does.
+fn as_app(state: &mut State, request: &Request, then: impl FnOnce(&mut State) -> Answer) -> Answer {
+    let Some(jwt) = request
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+    else {
+        return json_answer(
+            401,
+            r#"{"message":"A JSON web token could not be decoded","documentation_url":"https://docs.github.com/rest"}"#,
+        );
+    };
+    state.jwts.push(jwt.to_owned());
+    match verify_jwt(jwt, &state.public_key, server_now(&state.setup)) {
+        Ok(()) => then(state),
+        Err(body) => json_answer(401, body),
+    }
+}
+
+/// GitHub's checks of an app JWT, each failure with GitHub's own body.
+fn verify_jwt(jwt: &str, public_key: &[u8], now: i64) -> Result<(), &'static str> {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [header, claims, signature] = parts.as_slice() else {
+        return Err(DECODE_ERROR);
+    };
+    let decode = |p: &str| URL_SAFE_NO_PAD.decode(p).ok();
+    let header: Value = decode(header)
+        .and_then(|h| serde_json::from_slice(&h).ok())
+        .ok_or(DECODE_ERROR)?;
+    let claims: Value = decode(claims)
+        .and_then(|c| serde_json::from_slice(&c).ok())
+        .ok_or(DECODE_ERROR)?;
+    let signature = decode(signature).ok_or(DECODE_ERROR)?;
+    if header["alg"] != "RS256" {
+        return Err(DECODE_ERROR);
+    }
+    let input = &jwt[..jwt.rfind('.').expect("three parts")];
+    ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        public_key,
+    )
+    .verify(input.as_bytes(), &signature)
+    .map_err(|_| DECODE_ERROR)?;
+    // iss must be a string naming this app (RFC 7519 StringOrURI).
+    match claims["iss"].as_str() {
+        Some(iss) if iss == CLIENT_ID || iss == APP_ID.to_string() => {}
+        _ => return Err(DECODE_ERROR),
+    }
+    let iat = claims["iat"].as_i64().ok_or(IAT_FUTURE)?;
+    let exp = claims["exp"].as_i64().ok_or(EXP_PAST)?;
+    if iat > now {
+        return Err(IAT_FUTURE);
+    }
+    if exp <= now {
+        return Err(EXP_PAST);
+    }
+    if exp - iat > 600 || exp > now + 600 {
+        return Err(EXP_TOO_FAR);
+    }
+    Ok(())
+}
+
+fn installation(state: &mut State, matches: impl Fn(&str, &[String]) -> bool) -> Answer {
+    match state.setup.installations.iter().find(|(o, _, repos)| matches(o, repos)) {
+        Some((owner, id, _)) => json_answer(
+            200,
+            &json!({"id": id, "app_id": APP_ID, "app_slug": APP_SLUG, "account": {"login": owner, "type": "Organization"}, "repository_selection": "selected", "permissions": {}}).to_string(),
+        ),
+        None => json_answer(404, NOT_INSTALLED),
+    }
+}
+
+fn mint(state: &mut State, id: u64, body: &[u8]) -> Answer {
+    let Some((_, _, repos)) = state
+        .setup
+        .installations
+        .iter()
+        .find(|(_, i, _)| *i == id)
+        .cloned()
+    else {
+        return json_answer(
+            404,
+            r#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest/apps/apps#create-an-installation-access-token-for-an-app","status":"404"}"#,
+        );
+    };
+    let body: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body).unwrap_or(Value::Null)
+    };
+    let asked: Vec<String> = body["repositories"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if asked
+        .iter()
+        .any(|a| !repos.iter().any(|r| r.eq_ignore_ascii_case(a)))
+    {
+        return json_answer(422, REPO_NOT_ACCESSIBLE);
+    }
+    let rank = |l: &str| ["read", "write", "admin"].iter().position(|x| *x == l);
+    let mut permissions = serde_json::Map::new();
+    match body["permissions"].as_object() {
+        Some(asked) => {
+            for (name, level) in asked {
+                let granted = state.setup.granted.iter().find(|(n, _)| n == name);
+                match (granted, level.as_str()) {
+                    (Some((_, g)), Some(l)) if rank(l).is_some() && rank(l) <= rank(g) => {
+                        permissions.insert(name.clone(), Value::from(l));
+                    }
+                    _ => return json_answer(422, PERMISSIONS_NOT_GRANTED),
+                }
+            }
+            permissions.insert("metadata".into(), "read".into());
+        }
+        None => {
+            for (name, level) in &state.setup.granted {
+                permissions.insert(name.clone(), Value::from(level.as_str()));
+            }
+        }
+    }
+    let covered = if asked.is_empty() { repos } else { asked };
+    let n = state.minted.len();
+    let token = match state.setup.format {
+        TokenFormat::Classic => {
+            let mut t = format!("ghs_{n:02}{:016x}", fastrand::u64(..));
+            while t.len() < 40 {
+                t.push(char::from(b'A' + fastrand::u8(..26)));
+            }
+            t
+        }
+        TokenFormat::Stateless => {
+            let claims = URL_SAFE_NO_PAD.encode(
+                json!({"iid": id, "n": n, "pad": "p".repeat(180), "nonce": fastrand::u64(..)})
+                    .to_string(),
+            );
+            let signature =
+                URL_SAFE_NO_PAD.encode((0..160).map(|_| fastrand::u8(..)).collect::<Vec<u8>>());
+            format!("ghs_{APP_ID}_eyJhbGciOiJSUzI1NiJ9.{claims}.{signature}")
+        }
+    };
+    let expires = UNIX_EPOCH + Duration::from_secs((server_now(&state.setup) + 3600) as u64);
+    state.minted.push(Minted {
+        token: token.clone(),
+        installation: id,
+        repositories: covered.clone(),
+        revoked: false,
+    });
+    state.lag_left = state.setup.lag;
+    let repositories: Vec<Value> = covered
+        .iter()
+        .map(|r| json!({"name": r, "full_name": format!("acme/{r}")}))
+        .collect();
+    json_answer(
+        201,
+        &json!({
+            "token": token,
+            "expires_at": humantime::format_rfc3339_seconds(expires).to_string(),
+            "permissions": permissions,
+            "repository_selection": "selected",
+            "repositories": repositories,
+        })
+        .to_string(),
+    )
+}
+
+/// The index of the live token a request carries (Bearer, `token` or git's Basic).
+fn bearer_token(state: &State, request: &Request) -> Option<usize> {
+    let auth = request.header("authorization")?;
+    let token = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("token "))
+        .map(str::to_owned)
+        .or_else(|| {
+            let decoded = STANDARD.decode(auth.strip_prefix("Basic ")?).ok()?;
+            String::from_utf8(decoded)
+                .ok()?
+                .strip_prefix("x-access-token:")
+                .map(str::to_owned)
+        })?;
+    state
+        .minted
+        .iter()
+        .position(|m| m.token == token && !m.revoked && m.installation > 0)
+}
+
+/// Git's smart HTTP as GitHub serves it to `x-access-token:<token>`: anything else gets a
+/// 401 with a Basic challenge, which makes git ask its credential helper.
+fn git(state: &State, request: &Request) -> Answer {
+    let Some(root) = state.setup.git_root.clone() else {
+        return json_answer(404, "{}");
+    };
+    if bearer_token(state, request).is_none() {
+        return (
+            401,
+            vec![("WWW-Authenticate".into(), "Basic realm=\"GitHub\"".into())],
+            b"Unauthorized".to_vec(),
+        );
+    }
+    let target = request.path.strip_prefix("/git").unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut cgi = std::process::Command::new("git");
+    cgi.arg("http-backend")
+        .env_clear()
+        .env("GIT_PROJECT_ROOT", &root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", &root)
+        .env("REQUEST_METHOD", &request.method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("REMOTE_USER", "x-access-token")
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("CONTENT_LENGTH", request.body.len().to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (header, variable) in [
+        ("content-type", "CONTENT_TYPE"),
+        ("content-encoding", "HTTP_CONTENT_ENCODING"),
+        ("git-protocol", "GIT_PROTOCOL"),
+    ] {
+        if let Some(value) = request.header(header) {
+            cgi.env(variable, value);
+        }
+    }
+    let mut child = cgi.spawn().expect("git http-backend");
+    {
+        use std::io::Write;
+        let _ = child.stdin.take().expect("stdin").write_all(&request.body);
+    }
+    let out = child.wait_with_output().expect("git http-backend output");
+    let Some(end) = out.stdout.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return json_answer(500, "{}");
+    };
+    let mut status = 200;
+    let mut headers = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout[..end]).lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("status") {
+            status = value
+                .trim()
+                .split(' ')
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(500);
+        } else {
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    (status, headers, out.stdout[end + 4..].to_vec())
+}
