@@ -11,6 +11,7 @@ mod cases {
     mod faults;
     mod fuzz;
     mod github;
+    mod github_app;
     mod hardening;
     mod packaging;
     mod pipe;

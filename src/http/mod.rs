@@ -326,10 +326,11 @@ impl Http {
     }
 
     fn build(&self, call: &Call<'_>) -> anyhow::Result<reqwest::Request> {
-        let mut request = self
-            .client
-            .request(call.method.clone(), call.url.clone())
-            .header(header::ACCEPT, "application/json");
+        let mut request = self.client.request(call.method.clone(), call.url.clone());
+        // One Accept header: the call's own (GitHub's media type) or JSON.
+        if !call.headers.iter().any(|(name, _)| *name == "accept") {
+            request = request.header(header::ACCEPT, "application/json");
+        }
         for (name, value) in call.headers {
             request = request.header(HeaderName::from_static(name), HeaderValue::from_str(value)?);
         }

@@ -11,6 +11,7 @@
 //! authentication) lives in [`oauth`], below the providers that use it.
 
 pub mod bitbucket;
+pub mod github_app;
 pub mod jwt;
 pub mod oauth;
 pub mod oauth2;
@@ -29,7 +30,7 @@ use crate::vars::{Mode, Problems, Raw, shown};
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// The PROVIDER values, the first being the default.
-pub const IDS: &[&str] = &["bitbucket", "oauth2", "entra", "auth0", "okta", "keycloak"];
+pub const IDS: &[&str] = &["bitbucket", "oauth2", "entra", "auth0", "okta", "keycloak", github_app::ID];
 
 /// Whether a 401 may be replication lag: only for a token issued a moment ago.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,17 @@ pub struct Git {
     pub username: String,
     /// The host `git-credential` answers for unless GIT_HOST says otherwise.
     pub default_host: Option<String>,
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoked {
+    /// The provider confirmed it: the token no longer works.
+    Revoked,
+    /// The provider says the token was already expired or revoked (its words).
+    AlreadyInvalid(String),
+    /// The provider has no revocation endpoint: the token lives until it expires.
+    Unsupported,
 }
 
 /// One token source.
@@ -91,12 +103,25 @@ pub trait Provider: fmt::Debug {
         http: &'a Http,
         log: &'a mut Reporter,
     ) -> Fut<'a, Result<Validated, Error>>;
+
+    /// Revokes `token` (`revoke`); unless a provider says otherwise it has no revocation
+    /// endpoint, which is an answer, not a failure.
+    fn revoke<'a>(
+        &'a self,
+        token: &'a Token,
+        http: &'a Http,
+        log: &'a mut Reporter,
+    ) -> Fut<'a, Result<Revoked, Error>> {
+        let _ = (token, http, log);
+        Box::pin(async { Ok(Revoked::Unsupported) })
+    }
 }
 
 /// Reads PROVIDER and that provider's section.
 pub fn parse(raw: &Raw, mode: Mode, problems: &mut Problems) -> Option<Box<dyn Provider>> {
     match raw.get("PROVIDER").unwrap_or(IDS[0]) {
         "bitbucket" => bitbucket::Bitbucket::parse(raw, mode, problems).map(|p| Box::new(p) as _),
+        github_app::ID => github_app::section::parse(raw, mode, problems).map(|p| Box::new(p) as _),
         id if oauth2::profile::Profile::from_id(id).is_some() => {
             let profile = oauth2::profile::Profile::from_id(id).expect("matched above");
             oauth2::parse(profile, raw, mode, problems).map(|p| Box::new(p) as _)

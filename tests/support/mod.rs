@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod fake_github;
 pub mod proxy;
 
 use std::path::Path;
