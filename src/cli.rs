@@ -22,6 +22,8 @@ pub enum Command {
     Check,
     /// `status`: report on the token in OUTPUT_FILE.
     Status,
+    /// `revoke`: revoke the token in OUTPUT_FILE (and git-credential's cache).
+    Revoke,
     /// `--help`.
     Help,
     /// `--version`.
@@ -52,6 +54,7 @@ pub fn help() -> String {
          \x20 oauth-token-pipe git-credential get   git credential helper for GIT_HOST (bitbucket.org)\n\
          \x20 oauth-token-pipe check                fetch and validate; write nothing\n\
          \x20 oauth-token-pipe status               is the token in OUTPUT_FILE still good?\n\
+         \x20 oauth-token-pipe revoke               revoke the token in OUTPUT_FILE and git's cache\n\
          \x20 oauth-token-pipe --help | --version\n\n\
          Variables (default in brackets):\n",
         env!("CARGO_PKG_VERSION")
@@ -128,6 +131,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error>
             }
             Some("check") => Command::Check,
             Some("status") => Command::Status,
+            Some("revoke") => Command::Revoke,
             _ => {
                 return Err(usage(format!(
                     "unknown command {:?}",
@@ -167,6 +171,7 @@ mod tests {
         assert_eq!(parse_words(&["-V"]), Ok(Command::Version));
         assert_eq!(parse_words(&["check"]), Ok(Command::Check));
         assert_eq!(parse_words(&["status"]), Ok(Command::Status));
+        assert_eq!(parse_words(&["revoke"]), Ok(Command::Revoke));
         assert_eq!(
             parse_words(&["git-credential", "erase"]),
             Ok(Command::GitCredential(CredentialAction::Erase))

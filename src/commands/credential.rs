@@ -72,7 +72,7 @@ pub fn field(request: &BTreeMap<String, String>, key: &str) -> String {
 }
 
 /// The reuse key: the provider's plus the host, so each host has its own cached token.
-fn key(config: &Config) -> String {
+pub(crate) fn key(config: &Config) -> String {
     format!(
         "{}\n{}",
         pipe::reuse_key(config),

@@ -5,6 +5,7 @@ pub mod acquire;
 pub mod credential;
 pub mod exec;
 pub mod pipe;
+pub mod revoke;
 pub mod status;
 
 use std::ffi::OsString;
@@ -53,6 +54,8 @@ pub fn run(
         Command::Exec(_) => Mode::Exec,
         Command::Check => Mode::Check,
         Command::Status => Mode::Status,
+        // Revoking needs no credentials (the token authenticates itself), as status.
+        Command::Revoke => Mode::Status,
         Command::GitCredential(_) => Mode::GitCredential,
     };
     let (raw, problems) = config::read_env(vars);
@@ -69,12 +72,22 @@ pub fn run(
     }
     let config = &Config::parse(&raw, problems, mode)?;
     config.provider.register_secrets(log);
+    log.mask_basic_with(&config.provider.git().username);
     log.set_debug(config.debug);
     if config.debug {
         log.info("Enabling debug mode.");
     }
     match command {
         Command::Status => status::status(config, log).map(|()| 0),
+        Command::Revoke => {
+            let cache =
+                crate::store::Settings::parse(&raw, true, &mut crate::vars::Problems::default())
+                    .cache;
+            with_runtime(config, |http| async move {
+                stop_on_signal(revoke::revoke(config, cache.as_deref(), &http, log)).await
+            })
+            .map(|()| 0)
+        }
         Command::GitCredential(action) => git_credential(config, action, log, io),
         Command::Pipe => with_runtime(config, |http| async move {
             stop_on_signal(pipe::pipe(config, &http, log)).await

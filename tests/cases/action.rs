@@ -59,7 +59,10 @@ fn every_input_is_handled_by_the_program_and_mapped_explicitly() {
 
 #[test]
 fn outputs_are_the_ones_the_program_writes() {
-    assert_eq!(keys(&action()["outputs"]), GITHUB_OUTPUTS);
+    // The common outputs, then each provider's own.
+    let mut outputs = GITHUB_OUTPUTS.to_vec();
+    outputs.extend(oauth_token_pipe::provider::github_app::OUTPUTS);
+    assert_eq!(keys(&action()["outputs"]), outputs);
 }
 
 #[test]
@@ -90,7 +93,10 @@ fn the_readme_documents_every_input_and_output() {
             "README lacks input {input} ({variable})"
         );
     }
-    for output in GITHUB_OUTPUTS {
+    for output in GITHUB_OUTPUTS
+        .iter()
+        .chain(oauth_token_pipe::provider::github_app::OUTPUTS)
+    {
         assert!(
             section.contains(&format!("| `{output}` |")),
             "README lacks output {output}"
@@ -129,9 +135,14 @@ fn workflow_examples_use_the_action_with_real_inputs_from_secrets() {
                         path.display()
                     );
                 }
-                for secret in ["client_id", "client_secret"] {
+                // Each provider's credentials (github-app: the app's ID and key).
+                let credentials: &[&str] = match step["with"]["provider"].as_str() {
+                    Some("github-app") => &["app_id", "private_key"],
+                    _ => &["client_id", "client_secret"],
+                };
+                for secret in credentials {
                     assert!(
-                        step["with"][secret]
+                        step["with"][*secret]
                             .as_str()
                             .is_some_and(|v| v.starts_with("${{ secrets.")),
                         "{}: {secret} must come from a secret",

@@ -131,11 +131,16 @@ fn stateless_tokens_pass_and_github_gets_installation_id_and_app_slug_outputs() 
     );
 }
 
+/// A refusal: name, fake setup, variables, the hint, how many requests were made.
+type Row<'a> = (&'a str, Setup, Vec<(&'a str, &'a str)>, &'a str, usize);
+/// A leak-audit scenario: name, fake setup, variables, arguments, exit code.
+type Scenario<'a> = (&'a str, Setup, Vec<(&'a str, String)>, Vec<&'a str>, i32);
+
 /// Every failure of providers.md §1: exit 3 and the hint that names the fix.
 #[test]
 fn each_refusal_exits_3_with_the_hint_that_names_its_fix() {
     let other_key = fake_github::key("other-pkcs1.pem");
-    let rows: Vec<(&str, Setup, Vec<(&str, &str)>, &str, usize)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "wrong key",
             Setup::default(),
@@ -541,7 +546,7 @@ fn no_output_shows_the_token_the_key_or_the_jwt() {
     let other = fake_github::key("other-pkcs1.pem");
     let escaped = pem.trim().replace('\n', "\\n");
     let wrapped = STANDARD.encode(&pem);
-    let scenarios: Vec<(&str, Setup, Vec<(&str, String)>, Vec<&str>, i32)> = vec![
+    let scenarios: Vec<Scenario> = vec![
         ("success", Setup::default(), vec![], vec![], 0),
         (
             "stateless, escaped key",

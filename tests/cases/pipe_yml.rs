@@ -324,7 +324,16 @@ fn examples_pass_our_pipe_only_declared_variables_and_secured_credentials() {
             .into_iter()
             .filter(|(image, _)| is_ours(image))
             .collect();
-        assert!(!ours.is_empty(), "{name} never runs our pipe");
+        // Or the released binary itself, where git needs it as a credential helper.
+        let runs_binary = strings(&value).iter().any(|s| {
+            s.contains(&format!(
+                "releases/download/v{VERSION}/oauth-token-pipe-{VERSION}-"
+            ))
+        });
+        assert!(
+            !ours.is_empty() || runs_binary,
+            "{name} never runs our pipe"
+        );
         for (image, block) in ours {
             assert_eq!(
                 image.trim(),
@@ -346,8 +355,12 @@ fn examples_pass_our_pipe_only_declared_variables_and_secured_credentials() {
                     "{name}: {key} should be a quoted string, as Bitbucket passes it"
                 );
             }
-            for credential in ["CLIENT_ID", "CLIENT_SECRET"] {
-                let value = variables.get(credential).and_then(Value::as_str);
+            let credentials: &[&str] = match variables.get("PROVIDER").and_then(Value::as_str) {
+                Some("github-app") => &["APP_ID", "PRIVATE_KEY"],
+                _ => &["CLIENT_ID", "CLIENT_SECRET"],
+            };
+            for credential in credentials {
+                let value = variables.get(*credential).and_then(Value::as_str);
                 assert!(
                     value.is_some_and(is_variable_reference),
                     "{name}: {credential} must come from a (secured) variable, as `{credential}: $OAUTH_{credential}`, never a literal; got {value:?}"

@@ -105,9 +105,9 @@ pub async fn fetch(app: &GitHubApp, http: &Http, log: &mut Reporter) -> Result<T
             response.status
         ))
     })?;
-    token.outputs.push(("installation_id", id.to_string()));
+    token.outputs.push((super::OUTPUTS[0], id.to_string()));
     if let Some(slug) = slug {
-        token.outputs.push(("app_slug", slug));
+        token.outputs.push((super::OUTPUTS[1], slug));
     }
     Ok(token)
 }

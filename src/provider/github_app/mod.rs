@@ -47,6 +47,10 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("x-github-api-version", "2022-11-28"),
 ];
 
+/// The step outputs this provider adds to the common ones (actions/create-github-app-token
+/// has the same two).
+pub const OUTPUTS: &[&str] = &["installation_id", "app_slug"];
+
 /// A GitHub App and which installation token to mint with it.
 #[derive(Debug)]
 pub struct GitHubApp {
