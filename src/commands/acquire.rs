@@ -39,6 +39,11 @@ pub async fn acquire(
     log: &mut Reporter,
 ) -> Result<Acquired, Error> {
     let client = store::fingerprint(key);
+    // The validation host's connection opens while the token is requested (issue: fewest
+    // round trips); unused, it is closed without a request.
+    if let Some(url) = config.provider.prewarm() {
+        http.prewarm(&url);
+    }
     if let Some(path) = stored_at.filter(|_| config.store.reuse) {
         if let Some(reused) = try_reuse(config, path, key, http, log).await? {
             return Ok(reused);

@@ -33,6 +33,7 @@ pub async fn exec(
     log: &mut Reporter,
     argv: &[OsString],
 ) -> Result<u8, Error> {
+    pipe::preflight(config)?;
     let key = pipe::reuse_key(config);
     let acquired = super::stop_on_signal(acquire::acquire(
         config,

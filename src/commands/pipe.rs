@@ -13,6 +13,7 @@ use crate::token::format_time;
 
 /// Runs the pipe.
 pub async fn pipe(config: &Config, http: &Http, log: &mut Reporter) -> Result<(), Error> {
+    preflight(config)?;
     let acquired = acquire::acquire(
         config,
         &reuse_key(config),
@@ -22,6 +23,20 @@ pub async fn pipe(config: &Config, http: &Http, log: &mut Reporter) -> Result<()
     )
     .await?;
     deliver(config, &acquired, log)
+}
+
+/// Refuses, before any request, an OUTPUT_FILE that holds lines this program did not write
+/// (the write checks again: the file may change meanwhile).
+pub fn preflight(config: &Config) -> Result<(), Error> {
+    match &config.output.output_file {
+        Some(path) if path.is_file() => file::refuse_foreign(path, &config.output.token_variable)
+            .map_err(|e| {
+                Error::Output(
+                    e.context(format!("could not write OUTPUT_FILE ({})", path.display())),
+                )
+            }),
+        _ => Ok(()),
+    }
 }
 
 /// The provider's reuse key (empty when it has none, which never matches a stored token's).

@@ -104,8 +104,9 @@ pub fn write(path: &Path, variable: &str, contents: &str) -> anyhow::Result<Writ
     Ok(written)
 }
 
-/// An existing file is replaced only when it holds nothing but our lines for `variable`.
-fn refuse_foreign(path: &Path, variable: &str) -> anyhow::Result<()> {
+/// An existing file is replaced only when it holds nothing but our lines for `variable`;
+/// checked again before any request, so a foreign file costs no token.
+pub fn refuse_foreign(path: &Path, variable: &str) -> anyhow::Result<()> {
     let Some(mut file) =
         safe_fs::open_read(path).with_context(|| format!("cannot read {}", path.display()))?
     else {

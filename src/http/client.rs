@@ -146,14 +146,25 @@ fn root_store(extra: &[CertificateDer<'static>]) -> anyhow::Result<RootCertStore
     Ok(roots)
 }
 
-/// The client for all requests of one run.
-pub fn build(settings: &Settings) -> anyhow::Result<reqwest::Client> {
+/// Whether a request to `url` goes direct, not through the proxy.
+pub fn is_direct(settings: &Settings, url: &Url) -> bool {
+    settings.proxy.is_none()
+        || url.scheme() != "https"
+        || vars::is_loopback(url)
+        || bypasses(settings.no_proxy.as_deref().unwrap_or_default(), url)
+}
+
+/// The client for all requests of one run, and its TLS configuration (for the one
+/// connection opened ahead of its request, `super::prewarm`).
+pub fn build(settings: &Settings) -> anyhow::Result<(reqwest::Client, Arc<rustls::ClientConfig>)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("setting up TLS")?
         .with_root_certificates(root_store(&settings.extra_roots)?)
         .with_no_client_auth();
+    let mut prewarm_tls = tls.clone();
+    prewarm_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
 
     let mut builder = reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
@@ -174,14 +185,13 @@ pub fn build(settings: &Settings) -> anyhow::Result<reqwest::Client> {
             ],
         );
     if let Some(proxy_url) = settings.proxy.clone() {
-        let no_proxy = settings.no_proxy.clone().unwrap_or_default();
+        let rules = settings.clone();
         builder = builder.proxy(reqwest::Proxy::custom(move |url: &Url| {
-            let direct =
-                url.scheme() != "https" || vars::is_loopback(url) || bypasses(&no_proxy, url);
-            (!direct).then(|| proxy_url.clone())
+            (!is_direct(&rules, url)).then(|| proxy_url.clone())
         }));
     }
-    builder.build().context("building the HTTP client")
+    let client = builder.build().context("building the HTTP client")?;
+    Ok((client, Arc::new(prewarm_tls)))
 }
 
 /// Whether NO_PROXY (comma-separated; `*` for every host; a name matches itself and its

@@ -18,6 +18,7 @@
 mod classify;
 pub mod client;
 mod debug;
+mod prewarm;
 
 use std::time::{Duration, SystemTime};
 
@@ -163,6 +164,9 @@ pub struct Http {
     deadline: Instant,
     timeout: Duration,
     retries: u32,
+    settings: Settings,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    warm: std::cell::RefCell<Option<prewarm::Warm>>,
 }
 
 /// Why one attempt failed.
@@ -181,12 +185,34 @@ enum Attempt {
 impl Http {
     /// The HTTP side of a run starting now, built from `settings`.
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let (client, tls) = client::build(settings)?;
         Ok(Http {
-            client: client::build(settings)?,
+            client,
             deadline: Instant::now() + settings.timeout,
             timeout: settings.timeout,
             retries: settings.retries,
+            settings: settings.clone(),
+            tls,
+            warm: std::cell::RefCell::new(None),
         })
+    }
+
+    /// Starts opening a connection to `url`'s origin now (name lookup, TCP, TLS, no request),
+    /// for a request that will follow (see [`prewarm`]); only for direct https, and at most
+    /// one such connection per run.
+    pub fn prewarm(&self, url: &Url) {
+        if url.scheme() != "https"
+            || !client::is_direct(&self.settings, url)
+            || self.warm.borrow().is_some()
+        {
+            return;
+        }
+        *self.warm.borrow_mut() = prewarm::start(url, self.tls.clone());
+    }
+
+    /// Drops the warm connection unused (validation is off, or the run failed).
+    pub fn drop_prewarmed(&self) {
+        self.warm.borrow_mut().take();
     }
 
     /// The instant by which the whole run must end.
@@ -255,7 +281,21 @@ impl Http {
         // A stalled attempt is a transient failure, so each attempt gets a share of TIMEOUT
         // and a hang still leaves time to retry; the last share ends at the deadline.
         let share = self.attempt_timeout().min(left);
+        let warm = {
+            let mut slot = self.warm.borrow_mut();
+            match slot.as_ref() {
+                Some(w) if Some(&w.origin) == prewarm::origin(call.url).as_ref() => slot.take(),
+                _ => None,
+            }
+        };
         let exchange = async {
+            if let Some(warm) = warm {
+                match prewarm::send(warm, &request, client::USER_AGENT).await {
+                    Ok(response) => return Ok(response),
+                    Err(prewarm::Unused::Failed(e)) => return Err(e),
+                    Err(prewarm::Unused::NotSent) => {}
+                }
+            }
             let response = self.client.execute(request).await?;
             read(response).await
         };
@@ -283,6 +323,13 @@ impl Http {
                 ))));
             }
             Ok(Err(ReadError::Http(e))) => return Err(classify::classify(&e, call)),
+            Ok(Err(ReadError::Other(reason))) => {
+                return Err(Attempt::Transient {
+                    reason: format!("connection failed: {}", quote_remote(&reason, 300)),
+                    wait: None,
+                    sent: true,
+                });
+            }
             Ok(Ok(response)) => response,
         };
         if call.body_has_tokens && response.status.is_success() {
@@ -371,6 +418,8 @@ fn encode_form(fields: &[Field]) -> String {
 enum ReadError {
     TooLarge(u64),
     Http(reqwest::Error),
+    /// A failure on the warm connection, after the request may have left.
+    Other(String),
 }
 
 impl From<reqwest::Error> for ReadError {

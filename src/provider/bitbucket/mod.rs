@@ -202,6 +202,17 @@ impl Provider for Bitbucket {
         self.validation.as_ref().map(|v| format!("GET {}", v.url()))
     }
 
+    fn prewarm(&self) -> Option<Url> {
+        let url = self.validation.as_ref()?.url();
+        let host = |u: &Url| {
+            (
+                u.host_str().map(str::to_ascii_lowercase),
+                u.port_or_known_default(),
+            )
+        };
+        (host(url) != host(&self.token_url)).then(|| url.clone())
+    }
+
     fn validate<'a>(
         &'a self,
         token: &'a Token,

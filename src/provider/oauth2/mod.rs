@@ -337,6 +337,22 @@ impl Provider for OAuth2 {
         )))
     }
 
+    fn prewarm(&self) -> Option<Url> {
+        // An API on another host than the token endpoint; discovery, the token, JWKS and
+        // introspection share the issuer's host and its one kept-alive connection.
+        let Validate::Api(url) = &self.validate else {
+            return None;
+        };
+        let token_host = self.token_url.as_ref().or(self.issuer.as_ref())?;
+        let host = |u: &Url| {
+            (
+                u.host_str().map(str::to_ascii_lowercase),
+                u.port_or_known_default(),
+            )
+        };
+        (host(url) != host(token_host)).then(|| url.clone())
+    }
+
     fn validation(&self) -> Option<String> {
         validate::describe(self)
     }
