@@ -12,6 +12,7 @@
 
 pub mod bitbucket;
 pub mod github_app;
+pub mod identity;
 pub mod jwt;
 pub mod oauth;
 pub mod oauth2;
@@ -30,7 +31,16 @@ use crate::vars::{Mode, Problems, Raw, shown};
 pub type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// The PROVIDER values, the first being the default.
-pub const IDS: &[&str] = &["bitbucket", "oauth2", "entra", "auth0", "okta", "keycloak", github_app::ID];
+pub const IDS: &[&str] = &[
+    "bitbucket",
+    "oauth2",
+    "entra",
+    "auth0",
+    "okta",
+    "keycloak",
+    "google",
+    github_app::ID,
+];
 
 /// Whether a 401 may be replication lag: only for a token issued a moment ago.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +101,13 @@ pub trait Provider: fmt::Debug {
     /// The required scopes this token lacks under the provider's rules, as an error that
     /// says how to grant them; `Ok` lists what was required (empty when nothing was).
     fn check_scopes(&self, token: &Token) -> Result<Vec<String>, Error>;
+
+    /// A URL on another host than the token endpoint that validation will call, so the run
+    /// can open its connection while the token request is in flight; `None` when there is
+    /// none (validation off, or on the token endpoint's host, whose connection is reused).
+    fn prewarm(&self) -> Option<url::Url> {
+        None
+    }
 
     /// What validation will call, for the log; `None` when validation is off.
     fn validation(&self) -> Option<String>;
