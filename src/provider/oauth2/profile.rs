@@ -140,7 +140,7 @@ fn auth0(code: &str, d: &str) -> Option<&'static str> {
     } else if d.contains("service not enabled within domain") {
         "Auth0 knows no API with this identifier. Set AUDIENCE to the API's Identifier exactly (Applications > APIs); for the Management API use https://TENANT.auth0.com/api/v2/ on the canonical domain, not a custom domain."
     } else if d.contains("grant type 'client_credentials' not allowed") {
-        "The application may not use the client-credentials grant. In Auth0, open the application > Advanced Settings > Grant Types and enable Client Credentials (a Machine to Machine application has it)."
+        "The application CLIENT_ID names may not use the client-credentials grant. In Auth0, open the application > Advanced Settings > Grant Types and enable Client Credentials (a Machine to Machine application has it), or set CLIENT_ID to a Machine to Machine application's."
     } else if code == "access_denied" && d.trim() == "unauthorized" {
         "Auth0 did not accept the credentials. Check CLIENT_ID and CLIENT_SECRET (the application's Client ID and Client Secret, Settings tab)."
     } else {

@@ -1,0 +1,1296 @@
+//! PROVIDER=oauth2 and its profiles (entra, auth0, okta, keycloak) against the fake
+//! authorization server of `support::fake_oauth` (issue 12): discovery in both forms, each
+//! client-authentication method as a strict server checks it, the three ways to validate,
+//! JWKS with RSA and EC keys, every wrong setup of providers.md §3 with its hint, the
+//! configuration rules, scopes, reuse, git-credential, and the leak audit.
+
+use std::fs;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde_json::json;
+
+use crate::support::fake_oauth::{
+    self, AssertionAudience, BasicDecoding, Discovery, FakeOAuth, Introspection, OAuthReply,
+    OAuthSetup, TokenKind,
+};
+use crate::support::{Run, bare, run};
+
+/// The binary configured for PROVIDER=oauth2 against `server` by ISSUER (discovery).
+fn oauth(server: &FakeOAuth, dir: &Path) -> assert_cmd::Command {
+    let setup = server.setup();
+    let mut cmd = bare(dir);
+    cmd.env("PROVIDER", "oauth2")
+        .env("CLIENT_ID", &setup.client_id)
+        .env("CLIENT_SECRET", &setup.client_secret)
+        .env("ISSUER", server.issuer())
+        .env("CA_BUNDLE", server.ca_file());
+    cmd
+}
+
+/// `profile` against `server`: Entra by AUTHORITY_URL and TENANT_ID (its issuer is then
+/// `{base}/{tenant}/v2.0`), the others by ISSUER; validation off, so the token request is
+/// the only one a profile-error test makes (Auth0, Okta and Keycloak discover first).
+fn profile(profile: &str, server: &FakeOAuth, dir: &Path) -> assert_cmd::Command {
+    let mut cmd = oauth(server, dir);
+    cmd.env("PROVIDER", profile).env("VALIDATE", "false");
+    match profile {
+        "entra" => {
+            cmd.env_remove("ISSUER")
+                .env("AUTHORITY_URL", server.base())
+                .env("TENANT_ID", ENTRA_TENANT)
+                .env("SCOPE", "https://graph.microsoft.com/.default");
+        }
+        "auth0" => {
+            cmd.env("AUDIENCE", "https://acme.example/api/");
+        }
+        _ => {}
+    }
+    cmd
+}
+
+const ENTRA_TENANT: &str = "contoso.example";
+
+fn entra_setup() -> OAuthSetup {
+    OAuthSetup {
+        issuer_path: format!("/{ENTRA_TENANT}/v2.0"),
+        ..OAuthSetup::default()
+    }
+}
+
+fn dotenv(dir: &Path) -> String {
+    fs::read_to_string(dir.join("oauth-token.env")).unwrap_or_default()
+}
+
+fn dotenv_value(dir: &Path, name: &str) -> Option<String> {
+    dotenv(dir)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")).map(str::to_owned))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+// ---------------------------------------------------------------------------------------
+// Discovery
+
+#[test]
+fn discovery_reads_the_openid_configuration_and_uses_its_endpoints() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path()).env("VALIDATE", "jwks")).expect_code(0);
+    assert_eq!(
+        server.paths(),
+        [
+            "GET /realms/ci/.well-known/openid-configuration",
+            "POST /realms/ci/token",
+            "GET /realms/ci/keys"
+        ],
+        "one discovery request, no RFC 8414 request after a 200"
+    );
+    let discovery = &server.requests()[0];
+    assert_eq!(
+        discovery.header("authorization"),
+        None,
+        "no credentials to discovery"
+    );
+}
+
+#[test]
+fn discovery_falls_back_to_rfc_8414_on_404() {
+    let server = FakeOAuth::start(OAuthSetup {
+        discovery: Discovery::Rfc8414Only,
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path()).env("VALIDATE", "jwks"))
+        .expect_code(0)
+        .expect_log("No OpenID configuration there (HTTP 404); trying RFC 8414");
+    assert_eq!(
+        server.paths()[..3],
+        [
+            "GET /realms/ci/.well-known/openid-configuration",
+            // RFC 8414 §3 inserts the well-known segment between host and path.
+            "GET /.well-known/oauth-authorization-server/realms/ci",
+            "POST /realms/ci/token",
+        ]
+    );
+}
+
+#[test]
+fn an_issuer_trailing_slash_is_removed_before_the_well_known_segment() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env("ISSUER", format!("{}/", server.issuer()))
+        .env("VALIDATE", "jwks"))
+    .expect_code(0);
+    assert_eq!(
+        server.paths()[0],
+        "GET /realms/ci/.well-known/openid-configuration"
+    );
+}
+
+#[test]
+fn a_discovery_document_naming_another_issuer_exits_5_naming_both() {
+    let server = FakeOAuth::start(OAuthSetup {
+        discovery: Discovery::MismatchedIssuer,
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(&mut oauth(&server, work.path()))
+        .expect_code(5)
+        .expect_log("https://someone-else.example/realms/ci")
+        .expect_log(&format!("not ISSUER ({})", server.issuer()));
+    assert!(
+        server.token_requests().is_empty(),
+        "someone else's endpoints are never used"
+    );
+}
+
+#[test]
+fn explicit_endpoints_skip_discovery() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env("TOKEN_URL", server.token_url())
+        .env("JWKS_URL", server.jwks_url())
+        .env("VALIDATE", "jwks"))
+    .expect_code(0);
+    assert_eq!(
+        server.paths(),
+        ["POST /realms/ci/token", "GET /realms/ci/keys"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Client authentication
+
+/// A client ID and a secret with every character RFC 6749 §2.3.1's form encoding changes.
+const AWKWARD_ID: &str = "ci:client 1";
+const AWKWARD_SECRET: &str = "a+b/c=d%e";
+
+#[test]
+fn client_secret_basic_form_encodes_id_and_secret_as_rfc_6749_says() {
+    let server = FakeOAuth::start(OAuthSetup {
+        client_id: AWKWARD_ID.into(),
+        client_secret: AWKWARD_SECRET.into(),
+        methods: vec!["client_secret_basic"],
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path()).env("VALIDATE", "false")).expect_code(0);
+    let request = &server.token_requests()[0];
+    // Written out by hand: ':' %3A, ' ' '+', '+' %2B, '/' %2F, '=' %3D, '%' %25.
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode("ci%3Aclient+1:a%2Bb%2Fc%3Dd%25e");
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Basic {expected}").as_str())
+    );
+    assert_eq!(request.field("client_secret"), None);
+    assert_eq!(request.field("client_id"), None);
+    assert_eq!(
+        request.field("grant_type").as_deref(),
+        Some("client_credentials")
+    );
+}
+
+#[test]
+fn client_secret_post_sends_id_and_secret_in_the_form_and_no_header() {
+    let server = FakeOAuth::start(OAuthSetup {
+        client_id: AWKWARD_ID.into(),
+        client_secret: AWKWARD_SECRET.into(),
+        methods: vec!["client_secret_post"],
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env("CLIENT_AUTH", "client_secret_post")
+        .env("VALIDATE", "false"))
+    .expect_code(0);
+    let request = &server.token_requests()[0];
+    assert_eq!(request.header("authorization"), None);
+    assert_eq!(request.field("client_id").as_deref(), Some(AWKWARD_ID));
+    assert_eq!(
+        request.field("client_secret").as_deref(),
+        Some(AWKWARD_SECRET)
+    );
+}
+
+#[test]
+fn a_server_that_does_not_decode_basic_gets_the_encoding_hint_and_post_works() {
+    // Keycloak before 17, Gluu: the raw base64 content is compared (providers.md §2.1).
+    let server = FakeOAuth::start(OAuthSetup {
+        client_secret: AWKWARD_SECRET.into(),
+        basic_decoding: BasicDecoding::Raw,
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path()).env("VALIDATE", "false"))
+        .expect_code(3)
+        .expect_log("servers disagree on how Basic credentials encode them")
+        .expect_log("try CLIENT_AUTH=client_secret_post");
+    run(oauth(&server, work.path())
+        .env("VALIDATE", "false")
+        .env("CLIENT_AUTH", "client_secret_post"))
+    .expect_code(0);
+}
+
+#[test]
+fn a_method_discovery_does_not_list_is_warned_about() {
+    let server = FakeOAuth::start(OAuthSetup {
+        auth_methods_supported: Some(vec!["client_secret_post".into()]),
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path()).env("VALIDATE", "jwks"))
+        .expect_code(0)
+        .expect_log("lists client authentication methods client_secret_post and not CLIENT_AUTH (client_secret_basic)");
+}
+
+#[test]
+fn an_unknown_client_auth_exits_2() {
+    let work = tempfile::tempdir().unwrap();
+    let server = FakeOAuth::start_default();
+    run(oauth(&server, work.path()).env("CLIENT_AUTH", "client_secret_jwt"))
+        .expect_code(2)
+        .expect_log("CLIENT_AUTH");
+    assert!(server.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation
+
+#[test]
+fn validate_api_calls_validate_url_with_the_token() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env_remove("ISSUER")
+        .env("TOKEN_URL", server.token_url())
+        .env("VALIDATE", "api")
+        .env("VALIDATE_URL", server.api_url()))
+    .expect_code(0)
+    .expect_log(&format!("The token works: GET {}", server.api_url()));
+    let api = server.requests().pop().unwrap();
+    assert_eq!(api.path, "/api/me");
+    assert_eq!(
+        api.header("authorization"),
+        Some(format!("Bearer {}", server.issued()[0]).as_str())
+    );
+}
+
+#[test]
+fn validate_api_without_validate_url_exits_2() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path()).env("VALIDATE", "api"))
+        .expect_code(2)
+        .expect_log("VALIDATE_URL");
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn validate_introspect_passes_an_active_token_and_authenticates_like_the_token_request() {
+    let server = FakeOAuth::start(OAuthSetup {
+        token_kind: TokenKind::Opaque,
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env("VALIDATE", "introspect")
+        .env("SCOPE", "read write"))
+    .expect_code(0)
+    .expect_log("Introspection: active, client_id ci-client, scope read write, exp ");
+    let introspection = &server.introspection_requests()[0];
+    assert_eq!(
+        introspection.field("token").as_deref(),
+        Some(server.issued()[0].as_str())
+    );
+    assert_eq!(
+        introspection.field("token_type_hint").as_deref(),
+        Some("access_token")
+    );
+    assert_eq!(
+        introspection.header("authorization"),
+        server.token_requests()[0].header("authorization")
+    );
+}
+
+#[test]
+fn an_inactive_token_exits_4() {
+    let server = FakeOAuth::start(OAuthSetup {
+        introspection: Introspection::Inactive,
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path()).env("VALIDATE", "introspect"))
+        .expect_code(4)
+        .expect_log("says the token is not active (\"active\": false)");
+    assert!(!work.path().join("oauth-token.env").exists());
+}
+
+#[test]
+fn validate_true_prefers_introspection_then_falls_back_to_jwks_for_a_jwt() {
+    let server = FakeOAuth::start(OAuthSetup {
+        introspection: Introspection::UnsupportedForJwt,
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(&mut oauth(&server, work.path()))
+        .expect_code(0)
+        .expect_log("does not introspect this token (unsupported_token_type")
+        .expect_log("checking it against the issuer's keys instead")
+        .expect_log("signature and claims checked against");
+    assert_eq!(
+        server.paths()[2..],
+        ["POST /realms/ci/introspect", "GET /realms/ci/keys"]
+    );
+}
+
+#[test]
+fn validate_introspect_does_not_fall_back_and_exits_4_quoting_the_answer() {
+    let server = FakeOAuth::start(OAuthSetup {
+        introspection: Introspection::UnsupportedForJwt,
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path()).env("VALIDATE", "introspect"))
+        .expect_code(4)
+        .expect_log("unsupported_token_type: The authorization server does not support the introspection of JWT access tokens")
+        .expect_log("Set VALIDATE=jwks");
+    assert!(!server.paths().iter().any(|p| p.ends_with("/keys")));
+}
+
+#[test]
+fn validate_true_with_nothing_to_validate_against_exits_2_saying_how_to_choose() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env_remove("ISSUER")
+        .env("TOKEN_URL", server.token_url()))
+    .expect_code(2)
+    .expect_log("VALIDATE")
+    .expect_log("VALIDATE_URL")
+    .expect_log("VALIDATE=false");
+    assert!(server.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// JWKS
+
+fn jwks_run(setup: OAuthSetup, extra: &[(&str, &str)]) -> (FakeOAuth, Run) {
+    let server = FakeOAuth::start(setup);
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = oauth(&server, work.path());
+    cmd.env("VALIDATE", "jwks");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    (server, out)
+}
+
+#[test]
+fn jwks_verifies_rs256_and_es256_tokens() {
+    for kind in [TokenKind::Rs256, TokenKind::Es256] {
+        let (server, out) = jwks_run(
+            OAuthSetup {
+                token_kind: kind,
+                ..OAuthSetup::default()
+            },
+            &[],
+        );
+        out.expect_code(0).expect_log(&format!(
+            "signature and claims checked against {}",
+            server.jwks_url()
+        ));
+    }
+}
+
+#[test]
+fn jwks_picks_the_rotated_key_by_kid() {
+    for kind in [TokenKind::Rs256, TokenKind::Es256] {
+        let (server, out) = jwks_run(
+            OAuthSetup {
+                token_kind: kind,
+                rotated: true,
+                ..OAuthSetup::default()
+            },
+            &[],
+        );
+        out.expect_code(0);
+        let header = server.issued()[0].split('.').next().unwrap().to_owned();
+        let header = String::from_utf8(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(header)
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(header.contains("-2\""), "signed with the new key: {header}");
+    }
+}
+
+#[test]
+fn a_token_signed_by_a_key_the_jwks_lacks_exits_4_naming_the_key() {
+    let (_server, out) = jwks_run(
+        OAuthSetup {
+            jwks_without_signing_key: true,
+            ..OAuthSetup::default()
+        },
+        &[],
+    );
+    out.expect_code(4)
+        .expect_log("key: the JWKS has no RSA key with kid rsa-2");
+}
+
+#[test]
+fn alg_none_and_hs256_tokens_are_refused() {
+    for (kind, alg) in [(TokenKind::AlgNone, "none"), (TokenKind::Hs256, "HS256")] {
+        let (_server, out) = jwks_run(
+            OAuthSetup {
+                token_kind: kind,
+                ..OAuthSetup::default()
+            },
+            &[],
+        );
+        out.expect_code(4)
+            .expect_log(&format!("signature: alg {alg} is not accepted"));
+    }
+}
+
+#[test]
+fn an_expired_token_exits_4_naming_exp() {
+    let (_server, out) = jwks_run(
+        OAuthSetup {
+            claims: json!({"exp": now() - 3600}),
+            ..OAuthSetup::default()
+        },
+        &[],
+    );
+    out.expect_code(4).expect_log("exp: the token expired 3");
+}
+
+#[test]
+fn a_token_not_valid_yet_exits_4_naming_nbf() {
+    let (_server, out) = jwks_run(
+        OAuthSetup {
+            claims: json!({"nbf": now() + 3600}),
+            ..OAuthSetup::default()
+        },
+        &[],
+    );
+    out.expect_code(4)
+        .expect_log("nbf: the token is not valid for another");
+}
+
+#[test]
+fn a_token_for_another_audience_exits_4_naming_aud() {
+    let (_server, out) = jwks_run(
+        OAuthSetup {
+            claims: json!({"aud": "https://other.example/"}),
+            ..OAuthSetup::default()
+        },
+        &[("AUDIENCE", "https://api.example/")],
+    );
+    out.expect_code(4)
+        .expect_log("aud: the token is for [https://other.example/], not https://api.example/");
+    let (server, out) = jwks_run(
+        OAuthSetup::default(),
+        &[("AUDIENCE", "https://api.example/")],
+    );
+    out.expect_code(0);
+    assert_eq!(
+        server.token_requests()[0].field("audience").as_deref(),
+        Some("https://api.example/")
+    );
+}
+
+#[test]
+fn a_token_from_another_issuer_exits_4_naming_iss() {
+    let (_server, out) = jwks_run(
+        OAuthSetup {
+            claims: json!({"iss": "https://evil.example/"}),
+            ..OAuthSetup::default()
+        },
+        &[],
+    );
+    out.expect_code(4)
+        .expect_log("iss: the token's issuer https://evil.example/ is not");
+}
+
+#[test]
+fn a_token_whose_claims_were_changed_after_signing_exits_4_naming_the_signature() {
+    for kind in [TokenKind::Rs256, TokenKind::Es256] {
+        let (_server, out) = jwks_run(
+            OAuthSetup {
+                token_kind: kind,
+                tampered: true,
+                ..OAuthSetup::default()
+            },
+            &[],
+        );
+        out.expect_code(4)
+            .expect_log("signature: the ")
+            .expect_log("signature does not verify with the issuer's key");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Every wrong setup of providers.md §3: exit 3, the provider's words quoted, and a hint
+// outside them that names the variable to change.
+
+/// Runs `profile_id` against a token endpoint that answers `status` and `body`.
+fn refused(profile_id: &str, status: u16, body: &str) -> Run {
+    let setup = if profile_id == "entra" {
+        entra_setup()
+    } else {
+        OAuthSetup::default()
+    };
+    let server = FakeOAuth::start(OAuthSetup {
+        token_replies: vec![OAuthReply::json(status, body)],
+        ..setup
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = run(&mut profile(profile_id, &server, work.path()));
+    out.expect_code(3);
+    assert!(!work.path().join("oauth-token.env").exists());
+    out
+}
+
+/// What follows the quoted refusal: the hint.
+fn hint(out: &Run) -> String {
+    let log = out.all();
+    let at = log
+        .find("refused the token request")
+        .unwrap_or_else(|| panic!("no refusal in:\n{log}"));
+    let rest = &log[at..];
+    rest[rest.find('\n').expect("a hint line")..].to_owned()
+}
+
+/// Asserts the refusal quotes `said` and the hint names each of `variables`.
+fn expect_refusal(out: &Run, said: &str, variables: &[&str]) {
+    out.expect_log(said);
+    let hint = hint(out);
+    for variable in variables {
+        assert!(
+            hint.contains(variable),
+            "the hint does not name {variable}: {hint}\nlog:\n{}",
+            out.all()
+        );
+    }
+    assert!(
+        !hint.contains(said),
+        "the hint stands outside the quote: {hint}"
+    );
+}
+
+const APP: &str = "00000000-aaaa-bbbb-cccc-000000000001";
+
+fn entra_refused(status: u16, error: &str, code: u64, message: &str) -> Run {
+    let out = refused(
+        "entra",
+        status,
+        &fake_oauth::entra_error(error, code, message),
+    );
+    // Its first line, then the IDs its support asks for; never the rest of the description.
+    out.expect_log(&format!(
+        "Entra ID refused the token request (HTTP {status} {}, {error}: AADSTS{code}: ",
+        if status == 401 {
+            "Unauthorized"
+        } else {
+            "Bad Request"
+        }
+    ))
+    .expect_log(&format!("Trace ID: {}.", fake_oauth::ENTRA_TRACE_ID))
+    .expect_log(&format!(
+        "Correlation ID: {}.",
+        fake_oauth::ENTRA_CORRELATION_ID
+    ));
+    assert!(
+        !out.all().contains("Timestamp") && !out.all().contains("\\r\\n"),
+        "{}",
+        out.all()
+    );
+    out
+}
+
+#[test]
+fn entra_7000215_secret_id_instead_of_its_value() {
+    let out = entra_refused(
+        401,
+        "invalid_client",
+        7000215,
+        &format!(
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{APP}'."
+        ),
+    );
+    expect_refusal(
+        &out,
+        "AADSTS7000215: Invalid client secret provided.",
+        &["CLIENT_SECRET"],
+    );
+    assert!(hint(&out).contains("the secret's ID, not its value"));
+}
+
+#[test]
+fn entra_7000222_expired_secret() {
+    let out = entra_refused(
+        401,
+        "invalid_client",
+        7000222,
+        &format!(
+            "The provided client secret keys for app '{APP}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
+        ),
+    );
+    expect_refusal(&out, "are expired.", &["CLIENT_SECRET"]);
+}
+
+#[test]
+fn entra_700016_application_not_in_the_tenant() {
+    let out = entra_refused(
+        400,
+        "unauthorized_client",
+        700016,
+        &format!(
+            "Application with identifier '{APP}' was not found in the directory '{ENTRA_TENANT}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+        ),
+    );
+    expect_refusal(
+        &out,
+        "was not found in the directory",
+        &["CLIENT_ID", "TENANT_ID"],
+    );
+}
+
+#[test]
+fn entra_90002_unknown_tenant() {
+    let out = entra_refused(
+        400,
+        "invalid_request",
+        90002,
+        &format!(
+            "Tenant '{ENTRA_TENANT}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+        ),
+    );
+    expect_refusal(&out, "not found. Check to make sure", &["TENANT_ID"]);
+}
+
+#[test]
+fn entra_1002012_scope_without_default_suffix() {
+    let out = entra_refused(
+        400,
+        "invalid_scope",
+        1002012,
+        "The provided value for scope User.Read is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+    );
+    expect_refusal(
+        &out,
+        "Client credential flows must have a scope value",
+        &["SCOPE"],
+    );
+}
+
+#[test]
+fn entra_901002_resource_parameter() {
+    let out = entra_refused(
+        400,
+        "invalid_request",
+        901002,
+        "The 'resource' request parameter isn't supported.",
+    );
+    expect_refusal(
+        &out,
+        "request parameter isn't supported",
+        &["RESOURCE", "SCOPE"],
+    );
+}
+
+#[test]
+fn entra_9001023_common_endpoint() {
+    let out = entra_refused(
+        400,
+        "invalid_request",
+        9001023,
+        "The grant type isn't supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint.",
+    );
+    expect_refusal(&out, "isn't supported over the /common", &["TENANT_ID"]);
+}
+
+#[test]
+fn entra_hints_follow_error_codes_not_wording() {
+    // Microsoft rewords descriptions; the code decides the hint.
+    let out = entra_refused(
+        401,
+        "invalid_client",
+        7000222,
+        "Something entirely reworded.",
+    );
+    assert!(hint(&out).contains("has expired"), "{}", out.all());
+}
+
+#[test]
+fn auth0_403_no_client_grant_for_the_api() {
+    let out = refused("auth0", 403, fake_oauth::AUTH0_NO_CLIENT_GRANT);
+    expect_refusal(
+        &out,
+        "Auth0 refused the token request (HTTP 403 Forbidden, access_denied: Client is not authorized to access",
+        &["AUDIENCE"],
+    );
+}
+
+#[test]
+fn auth0_403_service_not_enabled_within_domain() {
+    let out = refused("auth0", 403, fake_oauth::AUTH0_SERVICE_NOT_ENABLED);
+    expect_refusal(
+        &out,
+        "Service not enabled within domain: https://acme.example/api/",
+        &["AUDIENCE"],
+    );
+}
+
+#[test]
+fn auth0_403_grant_type_not_allowed() {
+    let out = refused("auth0", 403, fake_oauth::AUTH0_GRANT_NOT_ALLOWED);
+    expect_refusal(
+        &out,
+        "Grant type 'client_credentials' not allowed for the client.",
+        &["CLIENT_ID", "Grant Types"],
+    );
+}
+
+#[test]
+fn auth0_401_unauthorized_wrong_secret() {
+    let out = refused("auth0", 401, fake_oauth::AUTH0_UNAUTHORIZED);
+    expect_refusal(
+        &out,
+        "(HTTP 401 Unauthorized, access_denied: Unauthorized)",
+        &["CLIENT_ID", "CLIENT_SECRET"],
+    );
+}
+
+#[test]
+fn okta_401_invalid_client_secret() {
+    let out = refused("okta", 401, fake_oauth::OKTA_BAD_SECRET);
+    expect_refusal(
+        &out,
+        "The client secret supplied for a confidential client is invalid.",
+        &["CLIENT_SECRET", "CLIENT_AUTH=client_secret_post"],
+    );
+}
+
+#[test]
+fn okta_400_custom_scopes_at_the_org_authorization_server() {
+    let out = refused("okta", 400, fake_oauth::OKTA_CUSTOM_SCOPES);
+    expect_refusal(
+        &out,
+        "Custom scopes are not allowed for this request.",
+        &["ISSUER", "SCOPE"],
+    );
+}
+
+#[test]
+fn okta_400_no_default_scopes() {
+    let out = refused("okta", 400, fake_oauth::OKTA_NO_DEFAULT_SCOPES);
+    expect_refusal(
+        &out,
+        "does not have any configured default scopes, 'scope' must be provided.",
+        &["SCOPE"],
+    );
+}
+
+#[test]
+fn keycloak_401_service_accounts_not_enabled() {
+    let out = refused("keycloak", 401, fake_oauth::KEYCLOAK_NO_SERVICE_ACCOUNT);
+    expect_refusal(
+        &out,
+        "Client not enabled to retrieve service account",
+        &["CLIENT_ID", "Service accounts roles"],
+    );
+}
+
+#[test]
+fn keycloak_401_invalid_client_credentials() {
+    let out = refused("keycloak", 401, fake_oauth::KEYCLOAK_BAD_CREDENTIALS);
+    expect_refusal(
+        &out,
+        "unauthorized_client: Invalid client or Invalid client credentials",
+        &["CLIENT_ID", "CLIENT_SECRET", "ISSUER"],
+    );
+}
+
+#[test]
+fn keycloak_400_invalid_client_credentials_as_invalid_client() {
+    let out = refused(
+        "keycloak",
+        400,
+        fake_oauth::KEYCLOAK_BAD_CREDENTIALS_INVALID_CLIENT,
+    );
+    expect_refusal(
+        &out,
+        "invalid_client: Invalid client or Invalid client credentials",
+        &["CLIENT_SECRET"],
+    );
+}
+
+#[test]
+fn keycloak_400_client_expects_a_signed_jwt() {
+    let out = refused("keycloak", 400, fake_oauth::KEYCLOAK_ASSERTION_MISSING);
+    expect_refusal(
+        &out,
+        "Parameter client_assertion_type is missing",
+        &["CLIENT_AUTH=private_key_jwt", "PRIVATE_KEY"],
+    );
+}
+
+#[test]
+fn a_refusal_with_another_status_or_no_oauth_error_exits_5() {
+    let out = {
+        let server = FakeOAuth::start(OAuthSetup {
+            token_replies: vec![OAuthReply::json(404, "<html>not here</html>")],
+            ..OAuthSetup::default()
+        });
+        let work = tempfile::tempdir().unwrap();
+        run(oauth(&server, work.path())
+            .env("TOKEN_URL", server.token_url())
+            .env("VALIDATE", "false"))
+    };
+    out.expect_code(5).expect_log("without an OAuth error");
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration rules: exit 2 before any request.
+
+fn config_error(profile_id: &str, env: &[(&str, &str)], variable: &str) -> Run {
+    let server = FakeOAuth::start(entra_setup());
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = profile(profile_id, &server, work.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    out.expect_code(2).expect_log(variable);
+    assert!(server.requests().is_empty(), "nothing was sent");
+    out
+}
+
+#[test]
+fn entra_refuses_the_common_organizations_and_consumers_tenants() {
+    for tenant in ["common", "organizations", "Consumers"] {
+        config_error("entra", &[("TENANT_ID", tenant)], "TENANT_ID")
+            .expect_log("client-credentials grant needs one tenant (Entra answers AADSTS9001023)");
+    }
+}
+
+#[test]
+fn entra_needs_exactly_one_default_scope() {
+    for scope in [
+        "https://graph.microsoft.com/User.Read",
+        "https://graph.microsoft.com/.default api://other/.default",
+    ] {
+        config_error("entra", &[("SCOPE", scope)], "SCOPE").expect_log("<resource>/.default");
+    }
+    config_error("entra", &[("SCOPE", "")], "SCOPE").expect_log("is not set");
+}
+
+#[test]
+fn entra_refuses_resource() {
+    config_error(
+        "entra",
+        &[("RESOURCE", "https://graph.microsoft.com")],
+        "RESOURCE",
+    )
+    .expect_log("AADSTS901002");
+}
+
+#[test]
+fn auth0_needs_audience() {
+    config_error("auth0", &[("AUDIENCE", "")], "AUDIENCE")
+        .expect_log("Default Audience does not apply");
+}
+
+#[test]
+fn oauth2_needs_issuer_or_token_url() {
+    config_error("oauth2", &[("ISSUER", "")], "ISSUER").expect_log("TOKEN_URL");
+}
+
+#[test]
+fn okta_and_keycloak_need_issuer() {
+    config_error("okta", &[("ISSUER", "")], "ISSUER")
+        .expect_log("https://ORG.okta.com/oauth2/default");
+    config_error("keycloak", &[("ISSUER", "")], "ISSUER").expect_log("https://HOST/realms/REALM");
+}
+
+// ---------------------------------------------------------------------------------------
+// Entra: the derived endpoints, and success.
+
+#[test]
+fn entra_posts_the_secret_to_the_tenant_token_endpoint_and_validates_by_its_keys() {
+    let server = FakeOAuth::start(OAuthSetup {
+        methods: vec!["client_secret_post"],
+        token_audience: "https://graph.microsoft.com".into(),
+        ..entra_setup()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(profile("entra", &server, work.path()).env("VALIDATE", "jwks")).expect_code(0);
+    assert_eq!(
+        server.paths(),
+        [
+            format!("POST /{ENTRA_TENANT}/oauth2/v2.0/token"),
+            format!("GET /{ENTRA_TENANT}/v2.0/.well-known/openid-configuration"),
+            format!("GET /{ENTRA_TENANT}/v2.0/keys"),
+        ]
+    );
+    let request = &server.token_requests()[0];
+    assert_eq!(
+        request.field("scope").as_deref(),
+        Some("https://graph.microsoft.com/.default")
+    );
+    assert_eq!(request.fields("resource"), Vec::<String>::new());
+}
+
+// ---------------------------------------------------------------------------------------
+// The request's scope, audience and resources; the granted scopes.
+
+#[test]
+fn scope_audience_and_resources_are_sent_as_rfc_6749_and_8707_say() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env("VALIDATE", "false")
+        .env("SCOPE", "read,write  admin")
+        .env("AUDIENCE", "https://api.example/")
+        .env("RESOURCE", "https://a.example/ https://b.example/x"))
+    .expect_code(0);
+    let request = &server.token_requests()[0];
+    assert_eq!(request.fields("scope"), ["read write admin"]);
+    assert_eq!(request.fields("audience"), ["https://api.example/"]);
+    assert_eq!(
+        request.fields("resource"),
+        ["https://a.example/", "https://b.example/x"]
+    );
+}
+
+#[test]
+fn an_absent_scope_means_the_requested_scope_was_granted() {
+    let server = FakeOAuth::start(OAuthSetup {
+        response_scope: false,
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env("VALIDATE", "false")
+        .env("SCOPE", "read,write"))
+    .expect_code(0)
+    .expect_log("scopes: read, write");
+    assert_eq!(
+        dotenv_value(work.path(), "OAUTH_ACCESS_TOKEN_SCOPES").as_deref(),
+        Some("read,write")
+    );
+}
+
+#[test]
+fn introspection_scope_wins_over_the_assumed_one_and_required_scopes_use_it() {
+    let setup = OAuthSetup {
+        response_scope: false,
+        token_kind: TokenKind::Opaque,
+        // The server narrowed the grant without saying so in the token response.
+        introspection_scope: Some("read".into()),
+        ..OAuthSetup::default()
+    };
+    let server = FakeOAuth::start(setup.clone());
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path()).env("SCOPE", "read write"))
+        .expect_code(0)
+        .expect_log("Validation shows the granted scopes: read.");
+    assert_eq!(
+        dotenv_value(work.path(), "OAUTH_ACCESS_TOKEN_SCOPES").as_deref(),
+        Some("read")
+    );
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env("SCOPE", "read write")
+        .env("REQUIRED_SCOPES", "write"))
+    .expect_code(4)
+    .expect_log("The token lacks required scope(s): write. Granted: read.");
+}
+
+#[test]
+fn a_jwt_scope_claim_wins_over_the_assumed_scope() {
+    let server = FakeOAuth::start(OAuthSetup {
+        response_scope: false,
+        granted: Some("read".into()),
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env("VALIDATE", "jwks")
+        .env("SCOPE", "read write"))
+    .expect_code(0)
+    .expect_log("Validation shows the granted scopes: read.");
+}
+
+#[test]
+fn required_scopes_are_exact_strings() {
+    let server = FakeOAuth::start(OAuthSetup {
+        granted: Some("read:all repo".into()),
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    // No implications outside Bitbucket: read:all is not read, repo is not repo:write.
+    for required in ["read", "repo:write"] {
+        run(oauth(&server, work.path())
+            .env("VALIDATE", "false")
+            .env("REQUIRED_SCOPES", required))
+        .expect_code(4)
+        .expect_log(&format!("The token lacks required scope(s): {required}."));
+    }
+    run(oauth(&server, work.path())
+        .env("VALIDATE", "false")
+        .env("REQUIRED_SCOPES", "read:all,repo"))
+    .expect_code(0)
+    .expect_log("The token carries every required scope (read:all, repo).");
+}
+
+#[test]
+fn a_scope_that_is_not_shell_inert_is_left_out_of_the_dotenv_file_with_a_warning() {
+    let server = FakeOAuth::start(OAuthSetup {
+        granted: Some("read $(touch${IFS}pwned) a;b `id` it's".into()),
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = run(oauth(&server, work.path()).env("VALIDATE", "false"));
+    out.expect_code(0).expect_log("WARN");
+    let text = dotenv(work.path());
+    for bad in ["$", ";", "`", "'"] {
+        assert!(!text.contains(bad), "{bad} in the file:\n{text}");
+    }
+    assert_eq!(
+        dotenv_value(work.path(), "OAUTH_ACCESS_TOKEN_SCOPES").as_deref(),
+        Some("read")
+    );
+    let read = crate::support::read_back_with_sh(
+        &work.path().join("oauth-token.env"),
+        &["OAUTH_ACCESS_TOKEN_SCOPES"],
+    );
+    assert_eq!(read, ["OAUTH_ACCESS_TOKEN_SCOPES=read"]);
+    assert!(!work.path().join("pwned").exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// Reuse, git-credential, exec
+
+#[test]
+fn reuse_is_keyed_by_scope_and_audience() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    let go = |scope: &str, audience: &str| {
+        run(oauth(&server, work.path())
+            .env("VALIDATE", "jwks")
+            .env("SCOPE", scope)
+            .env("AUDIENCE", audience))
+        .expect_code(0)
+        .all()
+    };
+    go("read", "https://api.example/");
+    assert!(go("read", "https://api.example/").contains("Reusing the token in oauth-token.env"));
+    assert_eq!(
+        server.token_requests().len(),
+        1,
+        "same configuration: reused"
+    );
+    assert!(go("read write", "https://api.example/").contains("issued for another configuration"));
+    assert_eq!(
+        server.token_requests().len(),
+        2,
+        "a changed SCOPE fetches anew"
+    );
+    go("read write", "https://api.example/v2");
+    assert_eq!(
+        server.token_requests().len(),
+        3,
+        "a changed AUDIENCE fetches anew"
+    );
+    assert_eq!(
+        dotenv_value(work.path(), "OAUTH_ACCESS_TOKEN").as_deref(),
+        Some(server.issued()[2].as_str())
+    );
+}
+
+fn credential(cmd: &mut assert_cmd::Command, home: &Path) -> Run {
+    cmd.env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .args(["git-credential", "get"])
+        .write_stdin("protocol=https\nhost=dev.azure.com\npath=org/project/_git/repo\n\n");
+    run(cmd)
+}
+
+#[test]
+fn git_credential_needs_git_host_and_git_username() {
+    let server = FakeOAuth::start_default();
+    let home = tempfile::tempdir().unwrap();
+    credential(&mut oauth(&server, home.path()), home.path())
+        .expect_code(2)
+        .expect_log("GIT_HOST")
+        .expect_log("GIT_USERNAME");
+    assert!(server.requests().is_empty());
+    let out = credential(
+        oauth(&server, home.path())
+            .env("GIT_HOST", "dev.azure.com")
+            .env("GIT_USERNAME", "pipeline"),
+        home.path(),
+    );
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout,
+        format!("username=pipeline\npassword={}\n\n", server.issued()[0])
+    );
+}
+
+#[test]
+fn exec_gives_the_child_the_token_but_not_the_secret() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    let out = run(oauth(&server, work.path()).env("VALIDATE", "jwks").args([
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        r#"printf '%s|%s' "${#OAUTH_ACCESS_TOKEN}" "${CLIENT_SECRET-unset}""#,
+    ]));
+    out.expect_code(0);
+    assert_eq!(out.stdout, format!("{}|unset", server.issued()[0].len()));
+}
+
+// ---------------------------------------------------------------------------------------
+// private_key_jwt (RFC 7523): the fake verifies the assertion with the client's public key.
+
+fn key_file(name: &str) -> String {
+    fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/corpus/keys")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn jwt_client(file: &str) -> OAuthSetup {
+    OAuthSetup {
+        methods: vec!["private_key_jwt"],
+        assertion_keys: Some(fake_oauth::public_jwks_of(file, "client-key-1")),
+        token_kind: TokenKind::Opaque,
+        ..OAuthSetup::default()
+    }
+}
+
+#[test]
+fn private_key_jwt_sends_an_assertion_the_server_verifies_for_each_algorithm() {
+    for (file, alg) in [
+        ("app-pkcs8.pem", None),
+        ("app-pkcs1.pem", Some("PS256")),
+        ("ec-pkcs8.pem", None),
+    ] {
+        let server = FakeOAuth::start(jwt_client(file));
+        let work = tempfile::tempdir().unwrap();
+        let mut cmd = oauth(&server, work.path());
+        cmd.env_remove("CLIENT_SECRET")
+            .env("CLIENT_AUTH", "private_key_jwt")
+            .env("PRIVATE_KEY", key_file(file))
+            .env("KEY_ID", "client-key-1")
+            .env("VALIDATE", "introspect");
+        if let Some(alg) = alg {
+            cmd.env("SIGNING_ALG", alg);
+        }
+        run(&mut cmd).expect_code(0);
+        let request = &server.token_requests()[0];
+        assert_eq!(request.header("authorization"), None, "{file}");
+        assert_eq!(request.field("client_secret"), None);
+        assert_eq!(request.field("client_id").as_deref(), Some("ci-client"));
+        assert_eq!(
+            request.field("client_assertion_type").as_deref(),
+            Some(fake_oauth::JWT_BEARER)
+        );
+        // The token request and the introspection each carried a fresh assertion.
+        let assertions = server.assertions();
+        assert_eq!(assertions.len(), 2, "{file}");
+        let expected = alg.unwrap_or(if file.starts_with("ec") {
+            "ES256"
+        } else {
+            "RS256"
+        });
+        assert_eq!(assertions[0].header["alg"], expected);
+        assert_eq!(assertions[0].header["kid"], "client-key-1");
+        assert_eq!(assertions[0].claims["aud"], json!(server.token_url()));
+        assert_eq!(
+            assertions[1].claims["aud"],
+            json!(server.introspection_url())
+        );
+        assert_ne!(assertions[0].claims["jti"], assertions[1].claims["jti"]);
+        let introspection = &server.introspection_requests()[0];
+        assert_eq!(introspection.field("client_secret"), None);
+    }
+}
+
+#[test]
+fn private_key_jwt_with_assertion_audience_names_the_issuer() {
+    // rfc7523bis: the issuer as the sole audience, a JSON string; stricter servers require it.
+    let server = FakeOAuth::start(OAuthSetup {
+        assertion_audience: AssertionAudience::Issuer,
+        ..jwt_client("ec-pkcs8.pem")
+    });
+    let work = tempfile::tempdir().unwrap();
+    let base = || {
+        let mut cmd = oauth(&server, work.path());
+        cmd.env_remove("CLIENT_SECRET")
+            .env("CLIENT_AUTH", "private_key_jwt")
+            .env("PRIVATE_KEY", key_file("ec-pkcs8.pem"))
+            .env("VALIDATE", "false")
+            .env("REUSE", "false");
+        cmd
+    };
+    run(&mut base())
+        .expect_code(3)
+        .expect_log("client assertion: aud");
+    run(base().env("ASSERTION_AUDIENCE", server.issuer())).expect_code(0);
+    assert_eq!(server.assertions()[0].claims["aud"], json!(server.issuer()));
+}
+
+#[test]
+fn an_assertion_signed_with_another_key_exits_3_naming_private_key() {
+    let server = FakeOAuth::start(OAuthSetup {
+        assertion_keys: Some(fake_oauth::public_jwks_of(
+            "other-pkcs1.pem",
+            "client-key-1",
+        )),
+        ..jwt_client("app-pkcs8.pem")
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = run(oauth(&server, work.path())
+        .env_remove("CLIENT_SECRET")
+        .env("CLIENT_AUTH", "private_key_jwt")
+        .env("PRIVATE_KEY", key_file("app-pkcs8.pem"))
+        .env("VALIDATE", "false"));
+    out.expect_code(3)
+        .expect_log("does not verify with the client's keys");
+    assert!(hint(&out).contains("PRIVATE_KEY"), "{}", out.all());
+}
+
+#[test]
+fn discovery_answering_404_in_both_forms_exits_5_naming_issuer() {
+    let server = FakeOAuth::start(OAuthSetup {
+        discovery: Discovery::Off,
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    run(&mut oauth(&server, work.path()))
+        .expect_code(5)
+        .expect_log("answered HTTP 404")
+        .expect_log("Check ISSUER");
+    assert_eq!(server.requests().len(), 2);
+}
