@@ -300,21 +300,19 @@ fn a_skewed_clock_is_corrected_once_from_githubs_date_header() {
             .expect_log(said)
             .expect_log("Signing a new JWT on GitHub's time");
         let direction = if skew < 0 { "ahead of" } else { "behind" };
-        assert!(
-            out.all()
-                .contains(&format!("about {} s {direction}", skew.abs()))
-                || out
-                    .all()
-                    .contains(&format!("about {} s {direction}", skew.abs() - 1))
-                || out
-                    .all()
-                    .contains(&format!("about {} s {direction}", skew.abs() + 1)),
-            "{}",
-            out.all()
-        );
+        // Whole seconds on both clocks, on a loaded machine: within a few seconds.
+        let said_offset: i64 = out
+            .all()
+            .split("about ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no offset in\n{}", out.all()));
+        assert!((said_offset - skew.abs()).abs() <= 3, "{}", out.all());
+        out.expect_log(&format!(" s {direction} GitHub's"));
         assert_eq!(server.jwts().len(), 3, "refused, re-signed lookup, mint");
         let fixed = claims(&server.jwts()[1]);
-        assert!((fixed["iat"].as_i64().unwrap() - (now() + skew - 60)).abs() <= 2);
+        assert!((fixed["iat"].as_i64().unwrap() - (now() + skew - 60)).abs() <= 5);
     }
 }
 
