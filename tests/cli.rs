@@ -15,7 +15,9 @@ mod cases {
     mod hardening;
     mod packaging;
     mod pipe;
+    mod pipe_answers;
     mod pipe_yml;
     mod release;
     mod security_files;
+    mod security_leaks;
 }

@@ -34,6 +34,7 @@ pub struct Reporter {
     debug: bool,
     quiet: bool,
     mask: bool,
+    basic_users: Vec<String>,
 }
 
 impl Reporter {
@@ -46,6 +47,7 @@ impl Reporter {
             debug: false,
             quiet: false,
             mask: true,
+            basic_users: Vec::new(),
         }
     }
 
@@ -77,8 +79,20 @@ impl Reporter {
     /// Registers a secret (and its derived forms): from now on it is written as `***`
     /// wherever it appears, and on GitHub Actions the runner is told to mask each form too.
     pub fn mask(&mut self, secret: &str) {
-        let added = redact::register(secret);
+        let mut added = redact::register(secret);
+        for user in &self.basic_users {
+            added.extend(redact::register_basic(user, secret));
+        }
         self.add_masks(&added);
+    }
+
+    /// Every secret masked from now on is also masked as the base64 of `user:secret` (git's
+    /// Basic header carries a token that way), from the moment it is parsed: a token
+    /// response echoing that form must not show it before the caller registers it.
+    pub fn mask_basic_with(&mut self, user: &str) {
+        if !self.basic_users.iter().any(|u| u == user) {
+            self.basic_users.push(user.to_owned());
+        }
     }
 
     /// Registers the base64 of `user:secret`, the form an HTTP Basic header carries.
