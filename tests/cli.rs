@@ -9,6 +9,7 @@ mod cases {
     mod canary;
     mod docs;
     mod faults;
+    mod federation;
     mod fuzz;
     mod github;
     mod github_app;

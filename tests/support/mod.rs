@@ -4,6 +4,7 @@
 
 pub mod fake;
 pub mod fake_github;
+pub mod fake_oidc;
 pub mod proxy;
 
 use std::path::Path;

@@ -37,6 +37,9 @@ const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 /// How long a signed client assertion is valid.
 const ASSERTION_LIFETIME: u64 = 300;
 
+/// Google's scope for every Cloud API, the default for STS and impersonation.
+const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
+
 /// Entra codes that mean "the federated credential does not match this token".
 const ENTRA_FEDERATION: [u64; 4] = [70021, 700213, 7002138, 700024];
 
@@ -202,6 +205,11 @@ async fn attempt(p: &OAuth2, http: &Http, log: &mut Reporter) -> Result<Token, R
     };
     if !p.scope.is_empty() {
         form.push(Field::public("scope", p.scope.join(" ")));
+    } else if p.profile == Profile::Google {
+        // Google's STS wants a scope for an access token; without SCOPE the request went out
+        // with none (found by tests/cases/federation.rs). cloud-platform is what
+        // google-github-actions/auth sends.
+        form.push(Field::public("scope", CLOUD_PLATFORM));
     }
     if let Some(audience) = &p.audience {
         form.push(Field::public("audience", audience.clone()));
@@ -307,7 +315,7 @@ async fn impersonate(
     ))
     .map_err(|e| Error::provider(format!("SERVICE_ACCOUNT makes no URL ({e})")))?;
     let scope = if p.scope.is_empty() {
-        vec!["https://www.googleapis.com/auth/cloud-platform".to_owned()]
+        vec![CLOUD_PLATFORM.to_owned()]
     } else {
         p.scope.clone()
     };

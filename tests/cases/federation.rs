@@ -1,0 +1,768 @@
+//! No stored secret (issue 14): the CI's OIDC identity token traded for an access token,
+//! against the fakes of tests/support/fake_oidc.rs. Each CI source × sink that can work runs
+//! end to end; each missing setup ends in exit 2 with its YAML; each federation refusal in
+//! exit 3 quoting the exact `iss` and `sub` the provider must trust; and no identity token,
+//! request token or issued token ever reaches the output, mask on or off.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::support::fake_oidc::{
+    self, BITBUCKET_ISS, Ci, ENTRA_AUDIENCE, ENTRA_CLIENT, FakeOidc, Federated, GITHUB_ISS,
+    GITHUB_SUB, GITLAB_ISS, GITLAB_SUB, Route, SERVICE_ACCOUNT, Setup, TENANT, WIP,
+};
+use crate::support::{Run, bare, bare_std, run};
+
+const SCOPE: &str = "api://b0f0c3a1-7d2e-4c55-8a9e-0e6f1d2c3b4a/.default";
+
+/// Where the identity token comes from, as a runner would set it.
+#[derive(Clone, Copy, Debug)]
+enum From {
+    GitHub,
+    Bitbucket,
+    GitLab,
+}
+
+/// The sink: everything but the identity source.
+fn sink_env(cmd: &mut assert_cmd::Command, server: &FakeOidc, dir: &Path) {
+    cmd.env("CA_BUNDLE", server.ca_file())
+        .env("OUTPUT_FILE", dir.join("oauth-token.env"))
+        .env("VALIDATE_URL", server.api_url())
+        .env("RETRIES", "0")
+        .env("TIMEOUT", "20");
+}
+
+fn entra(cmd: &mut assert_cmd::Command, server: &FakeOidc) {
+    cmd.env("PROVIDER", "entra")
+        .env("TENANT_ID", TENANT)
+        .env("AUTHORITY_URL", server.authority())
+        .env("CLIENT_ID", ENTRA_CLIENT)
+        .env("SCOPE", SCOPE);
+}
+
+fn google(cmd: &mut assert_cmd::Command, server: &FakeOidc) {
+    cmd.env("PROVIDER", "google")
+        .env("WORKLOAD_IDENTITY_PROVIDER", WIP)
+        .env("STS_URL", server.sts_url())
+        .env("IAM_CREDENTIALS_URL", server.iam_url());
+}
+
+fn exchange(cmd: &mut assert_cmd::Command, server: &FakeOidc, grant: &str) {
+    cmd.env("PROVIDER", "oauth2")
+        .env("GRANT", grant)
+        .env("TOKEN_URL", server.exchange_url())
+        .env("OIDC_AUDIENCE", "https://sts.example.test");
+}
+
+/// The identity source: GitHub's runner variables, Bitbucket's or GitLab's token (minted now
+/// with `aud`), and the platform's marker.
+fn source(cmd: &mut assert_cmd::Command, server: &FakeOidc, dir: &Path, from: From, aud: &[&str]) {
+    match from {
+        From::GitHub => {
+            for file in ["GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY"] {
+                let path = dir.join(file.to_ascii_lowercase());
+                std::fs::write(&path, "").unwrap();
+                cmd.env(file, path);
+            }
+            cmd.env("GITHUB_ACTIONS", "true")
+                .env("GITHUB_REPOSITORY", "acme/widgets")
+                .env("ACTIONS_ID_TOKEN_REQUEST_URL", server.github_request_url())
+                .env(
+                    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                    server.github_request_token(),
+                );
+        }
+        From::Bitbucket => {
+            cmd.env("BITBUCKET_BUILD_NUMBER", "42")
+                .env("BITBUCKET_REPO_FULL_NAME", "acme/widgets")
+                .env("BITBUCKET_STEP_OIDC_TOKEN", server.mint(Ci::Bitbucket, aud));
+        }
+        From::GitLab => {
+            cmd.env("GITLAB_CI", "true")
+                .env("OIDC_TOKEN", server.mint(Ci::GitLab, aud));
+        }
+    }
+}
+
+fn dotenv(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("oauth-token.env")).unwrap_or_default()
+}
+
+/// No identity token, GitHub request token or issued token anywhere in `out`.
+/// On GitHub the `::add-mask::` commands are the runner's masking protocol: the runner
+/// consumes them and never shows them, so they are the one place a secret may appear.
+fn assert_no_leak(server: &FakeOidc, out: &Run, label: &str) {
+    let all: String = out
+        .all()
+        .lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut secrets = server.minted();
+    secrets.extend(server.issued());
+    secrets.push(server.github_request_token());
+    for secret in secrets {
+        assert!(
+            !all.contains(&secret),
+            "{label}: a secret reached the output:\n{all}"
+        );
+        // Its signature (or last part) alone is enough to forge nothing, but a leak of a
+        // part still means the mask missed it.
+        let tail = secret.rsplit('.').next().unwrap();
+        assert!(
+            !all.contains(tail),
+            "{label}: a secret's tail reached the output"
+        );
+    }
+}
+
+/// Runs the pipe with the mask on, then the same setup again with it off (a debug build's
+/// OAUTH_TOKEN_PIPE_TEST_NO_MASK=1), auditing both: nothing may depend on the mask.
+fn run_both(
+    make: impl Fn(&Path) -> assert_cmd::Command,
+    server: &FakeOidc,
+) -> (Run, tempfile::TempDir) {
+    let off = tempfile::tempdir().unwrap();
+    let out_off = run(make(off.path()).env("OAUTH_TOKEN_PIPE_TEST_NO_MASK", "1"));
+    let on = tempfile::tempdir().unwrap();
+    let out = run(&mut make(on.path()));
+    assert_eq!(out.code, out_off.code, "mask on/off changed the outcome");
+    assert_no_leak(server, &out_off, "mask off");
+    assert_no_leak(server, &out, "mask on");
+    (out, on)
+}
+
+fn claims_logged(out: &Run, iss: &str, sub_prefix: &str, aud: &str) {
+    out.expect_log(&format!("iss {iss}, sub {sub_prefix}"))
+        .expect_log(&format!("aud {aud}"));
+}
+
+#[test]
+fn github_to_entra_trades_the_identity_token_with_no_secret() {
+    let server = FakeOidc::start(Setup {
+        github_expect_audience: Some(ENTRA_AUDIENCE.into()),
+        federated: vec![Federated::new(GITHUB_ISS, GITHUB_SUB)],
+        ..Setup::default()
+    });
+    let make = |dir: &Path| {
+        let mut cmd = bare(dir);
+        sink_env(&mut cmd, &server, dir);
+        entra(&mut cmd, &server);
+        source(&mut cmd, &server, dir, From::GitHub, &[]);
+        cmd
+    };
+    let (out, dir) = run_both(make, &server);
+    out.expect_code(0);
+    claims_logged(&out, GITHUB_ISS, GITHUB_SUB, ENTRA_AUDIENCE);
+    let issued = server.issued();
+    assert!(
+        dotenv(dir.path()).contains(&format!("OAUTH_ACCESS_TOKEN={}\n", issued.last().unwrap())),
+        "{}",
+        dotenv(dir.path())
+    );
+    let requests = server.requests_to(Route::Entra);
+    let last = requests.last().unwrap();
+    assert_eq!(
+        last.form("client_assertion"),
+        server.minted().last().cloned()
+    );
+    assert_eq!(
+        last.form("client_assertion_type").as_deref(),
+        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    );
+    assert_eq!(last.form("client_secret"), None);
+    assert_eq!(last.header("authorization"), None);
+    let fetch = server.requests_to(Route::GitHubIdToken);
+    assert_eq!(fetch.len(), 2, "one identity token per run");
+    assert_eq!(fetch[0].query("audience").as_deref(), Some(ENTRA_AUDIENCE));
+}
+
+#[test]
+fn gitlab_to_entra_reads_the_variable_id_tokens_names() {
+    let server = FakeOidc::start(Setup {
+        federated: vec![Federated::new(GITLAB_ISS, GITLAB_SUB)],
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    entra(&mut cmd, &server);
+    cmd.env("GITLAB_CI", "true")
+        .env("OIDC_TOKEN_VARIABLE", "AZURE_ID_TOKEN")
+        .env("AZURE_ID_TOKEN", server.mint(Ci::GitLab, &[ENTRA_AUDIENCE]));
+    let out = run(&mut cmd);
+    out.expect_code(0)
+        .expect_log("Identity token from $AZURE_ID_TOKEN");
+    claims_logged(&out, GITLAB_ISS, GITLAB_SUB, ENTRA_AUDIENCE);
+    assert!(dotenv(dir.path()).contains(&server.issued()[0]));
+    assert_no_leak(&server, &out, "gitlab → entra");
+}
+
+#[test]
+fn every_ci_reaches_google_through_sts_with_and_without_impersonation() {
+    let bitbucket_aud = format!(
+        "ari:cloud:bitbucket::workspace/{}",
+        fake_oidc::BITBUCKET_WORKSPACE_UUID
+    );
+    for from in [From::GitHub, From::Bitbucket, From::GitLab] {
+        for impersonate in [false, true] {
+            let label = format!("{from:?} → google, impersonation {impersonate}");
+            let server = FakeOidc::start(Setup {
+                github_expect_audience: Some(fake_oidc::google_default_audience()),
+                sts_allowed_audiences: vec![
+                    fake_oidc::google_default_audience(),
+                    bitbucket_aud.clone(),
+                ],
+                ..Setup::default()
+            });
+            let aud = match from {
+                From::Bitbucket => bitbucket_aud.clone(),
+                _ => fake_oidc::google_default_audience(),
+            };
+            let make = |dir: &Path| {
+                let mut cmd = bare(dir);
+                sink_env(&mut cmd, &server, dir);
+                google(&mut cmd, &server);
+                if !matches!(from, From::Bitbucket) {
+                    cmd.env("OIDC_AUDIENCE", fake_oidc::google_default_audience());
+                }
+                if impersonate {
+                    cmd.env("SERVICE_ACCOUNT", SERVICE_ACCOUNT)
+                        .env("LIFETIME", "1800");
+                }
+                source(&mut cmd, &server, dir, from, &[&aud]);
+                cmd
+            };
+            let (out, dir) = run_both(make, &server);
+            out.expect_code(0);
+            let (iss, sub) = match from {
+                From::GitHub => (fake_oidc::GITHUB_ISS, GITHUB_SUB),
+                From::Bitbucket => (BITBUCKET_ISS, fake_oidc::BITBUCKET_REPO_UUID),
+                From::GitLab => (GITLAB_ISS, GITLAB_SUB),
+            };
+            claims_logged(&out, iss, sub, &aud);
+            let sts = server.requests_to(Route::Sts);
+            assert_eq!(sts.len(), 2, "{label}");
+            for request in &sts {
+                assert_eq!(
+                    request.header("authorization"),
+                    None,
+                    "{label}: STS got an Authorization header"
+                );
+                assert_eq!(
+                    request.form("audience"),
+                    Some(format!("//iam.googleapis.com/{WIP}"))
+                );
+                assert_eq!(
+                    request.form("scope").as_deref(),
+                    Some("https://www.googleapis.com/auth/cloud-platform")
+                );
+            }
+            let text = dotenv(dir.path());
+            let token = server.issued().last().cloned().unwrap();
+            assert!(
+                text.contains(&format!("OAUTH_ACCESS_TOKEN={token}\n")),
+                "{label}: {text}"
+            );
+            let iam = server.requests_to(Route::Iam);
+            if impersonate {
+                assert!(
+                    token.starts_with("ya29.c."),
+                    "{label}: the impersonated token is delivered"
+                );
+                let body: serde_json::Value = serde_json::from_slice(&iam[0].body).unwrap();
+                assert_eq!(body["lifetime"], "1800s");
+                assert!(iam[0].path.ends_with(&format!(
+                    "/v1/projects/-/serviceAccounts/{SERVICE_ACCOUNT}:generateAccessToken"
+                )));
+                // The expiry is generateAccessToken's expireTime: 30 minutes, not STS's hour.
+                let at = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("OAUTH_ACCESS_TOKEN_EXPIRES_AT="))
+                    .unwrap();
+                let at = humantime::parse_rfc3339(at).unwrap();
+                let left = at
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap()
+                    .as_secs();
+                assert!((1700..=1800).contains(&left), "{label}: expiry in {left} s");
+            } else {
+                assert!(iam.is_empty(), "{label}");
+                assert!(
+                    token.starts_with("ya29.d."),
+                    "{label}: the STS token is delivered"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn github_and_bitbucket_reach_a_generic_rfc8693_server() {
+    for from in [From::GitHub, From::Bitbucket] {
+        let server = FakeOidc::start(Setup {
+            github_expect_audience: Some("https://sts.example.test".into()),
+            exchange_trust: vec![
+                (GITHUB_ISS.into(), GITHUB_SUB.into()),
+                (
+                    BITBUCKET_ISS.into(),
+                    format!("{}:*", fake_oidc::BITBUCKET_REPO_UUID),
+                ),
+            ],
+            // The run-time P-256 key: a generic server takes ES256 as well.
+            es256: matches!(from, From::Bitbucket),
+            ..Setup::default()
+        });
+        let make = |dir: &Path| {
+            let mut cmd = bare(dir);
+            sink_env(&mut cmd, &server, dir);
+            exchange(&mut cmd, &server, "token_exchange");
+            source(&mut cmd, &server, dir, from, &["https://sts.example.test"]);
+            cmd
+        };
+        let (out, dir) = run_both(make, &server);
+        out.expect_code(0)
+            .expect_log("issued a token of type urn:ietf:params:oauth:token-type:access_token");
+        let request = server.requests_to(Route::Exchange).pop().unwrap();
+        assert_eq!(
+            request.form("subject_token"),
+            server.minted().last().cloned()
+        );
+        assert_eq!(
+            request.form("subject_token_type").as_deref(),
+            Some("urn:ietf:params:oauth:token-type:jwt")
+        );
+        assert_eq!(
+            request.header("authorization"),
+            None,
+            "no client configured"
+        );
+        assert!(dotenv(dir.path()).contains(server.issued().last().unwrap()));
+    }
+}
+
+#[test]
+fn jwt_bearer_grant_sends_the_identity_token_as_the_assertion() {
+    let server = FakeOidc::start(Setup {
+        exchange_trust: vec![(GITHUB_ISS.into(), GITHUB_SUB.into())],
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    exchange(&mut cmd, &server, "jwt_bearer");
+    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let out = run(&mut cmd);
+    out.expect_code(0);
+    let request = &server.requests_to(Route::Exchange)[0];
+    assert_eq!(
+        request.form("grant_type").as_deref(),
+        Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
+    );
+    assert_eq!(request.form("assertion"), Some(server.minted()[0].clone()));
+    assert!(dotenv(dir.path()).contains(&server.issued()[0]));
+    assert_no_leak(&server, &out, "jwt_bearer");
+}
+
+#[test]
+fn missing_ci_setup_is_a_configuration_error_with_the_yaml_that_fixes_it() {
+    let server = FakeOidc::start(Setup::default());
+    let cases: [(&str, &[(&str, &str)], &str); 3] = [
+        (
+            "GITHUB_ACTIONS",
+            &[("GITHUB_ACTIONS", "true")],
+            "permissions: id-token: write",
+        ),
+        (
+            "BITBUCKET_BUILD_NUMBER",
+            &[("BITBUCKET_BUILD_NUMBER", "42")],
+            "`oidc: true`",
+        ),
+        (
+            "GITLAB_CI",
+            &[("GITLAB_CI", "true")],
+            "`id_tokens: {OIDC_TOKEN: {aud: \"api://AzureADTokenExchange\"}}`",
+        ),
+    ];
+    for (label, env, hint) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = bare(dir.path());
+        sink_env(&mut cmd, &server, dir.path());
+        entra(&mut cmd, &server);
+        cmd.env("OIDC_TOKEN_SOURCE", "auto");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if label == "GITHUB_ACTIONS" {
+            let output = dir.path().join("out");
+            std::fs::write(&output, "").unwrap();
+            cmd.env("GITHUB_OUTPUT", &output);
+        }
+        run(&mut cmd).expect_code(2).expect_log(hint);
+    }
+    assert!(
+        server.requests().is_empty(),
+        "a configuration error sends nothing"
+    );
+}
+
+#[test]
+fn an_audience_missing_from_a_fixed_token_names_the_yaml_that_adds_it() {
+    let server = FakeOidc::start(Setup::default());
+    for (from, yaml) in [
+        (
+            From::Bitbucket,
+            "`oidc:` then `audiences: [\"https://sts.example.test\"]` on the step",
+        ),
+        (
+            From::GitLab,
+            "`id_tokens: {OIDC_TOKEN: {aud: \"https://sts.example.test\"}}`",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = bare(dir.path());
+        sink_env(&mut cmd, &server, dir.path());
+        exchange(&mut cmd, &server, "token_exchange");
+        source(
+            &mut cmd,
+            &server,
+            dir.path(),
+            from,
+            &["https://other.example.test"],
+        );
+        let out = run(&mut cmd);
+        out.expect_code(2)
+            .expect_log("OIDC_AUDIENCE")
+            .expect_log("aud is [https://other.example.test]")
+            .expect_log(yaml);
+        assert_no_leak(&server, &out, "audience");
+    }
+    assert!(server.requests().is_empty());
+}
+
+/// GitHub → Entra against `federated`, returning the run.
+fn entra_refusal(setup: Setup) -> (Run, FakeOidc) {
+    let server = FakeOidc::start(setup);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    entra(&mut cmd, &server);
+    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let out = run(&mut cmd);
+    assert_no_leak(&server, &out, "refusal");
+    (out, server)
+}
+
+#[test]
+fn entra_refusals_quote_the_exact_issuer_and_subject_to_trust() {
+    let trust =
+        format!("issuer `{GITHUB_ISS}`, subject `{GITHUB_SUB}`, audience `{ENTRA_AUDIENCE}`");
+    let cases = [
+        (
+            "AADSTS70021",
+            vec![Federated::new("https://gitlab.com", GITLAB_SUB)],
+        ),
+        (
+            "AADSTS700213",
+            vec![Federated::new(
+                GITHUB_ISS,
+                "repo:acme/widgets:environment:prod",
+            )],
+        ),
+        (
+            "AADSTS7002138",
+            vec![Federated::new(
+                GITHUB_ISS,
+                "repo:Acme/Widgets:ref:refs/heads/main",
+            )],
+        ),
+    ];
+    for (code, federated) in cases {
+        let (out, server) = entra_refusal(Setup {
+            federated,
+            ..Setup::default()
+        });
+        out.expect_code(3)
+            .expect_log(code)
+            .expect_log(&trust)
+            .expect_log("Matching is exact")
+            .expect_log("Trace ID: ")
+            .expect_log("Correlation ID: ");
+        assert!(
+            !out.all().contains("\\r\\n"),
+            "{code}: Entra's description is cut at its first line"
+        );
+        assert_eq!(
+            server.requests_to(Route::Entra).len(),
+            1,
+            "{code}: no retry"
+        );
+    }
+}
+
+#[test]
+fn a_trailing_slash_on_the_issuer_is_flagged() {
+    let (out, _server) = entra_refusal(Setup {
+        github_iss: format!("{GITHUB_ISS}/"),
+        federated: vec![Federated::new(GITHUB_ISS, GITHUB_SUB)],
+        ..Setup::default()
+    });
+    out.expect_code(3)
+        .expect_log("AADSTS70021")
+        .expect_log(&format!("issuer `{GITHUB_ISS}/`"))
+        .expect_log("The issuer ends with '/'");
+}
+
+#[test]
+fn bitbucket_to_entra_says_it_cannot_work() {
+    let server = FakeOidc::start(Setup {
+        federated: vec![Federated::new(
+            BITBUCKET_ISS,
+            fake_oidc::BITBUCKET_REPO_UUID,
+        )],
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    entra(&mut cmd, &server);
+    source(
+        &mut cmd,
+        &server,
+        dir.path(),
+        From::Bitbucket,
+        &[ENTRA_AUDIENCE],
+    );
+    let out = run(&mut cmd);
+    let sub = format!("{}:", fake_oidc::BITBUCKET_REPO_UUID);
+    out.expect_code(3)
+        .expect_log("Entra ID cannot trust Bitbucket Pipelines identity tokens")
+        .expect_log(&sub)
+        .expect_log("per-step UUID");
+    assert_no_leak(&server, &out, "bitbucket → entra");
+}
+
+#[test]
+fn aadsts700024_fetches_a_fresh_identity_token_and_retries_once() {
+    let server = FakeOidc::start(Setup {
+        federated: vec![Federated::new(GITHUB_ISS, GITHUB_SUB)],
+        github_expired_mints: 1,
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    entra(&mut cmd, &server);
+    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let out = run(&mut cmd);
+    out.expect_code(0)
+        .expect_log("AADSTS700024")
+        .expect_log("requesting a fresh one and trying once more");
+    assert_eq!(server.requests_to(Route::GitHubIdToken).len(), 2);
+    let entra = server.requests_to(Route::Entra);
+    assert_eq!(entra.len(), 2);
+    let minted = server.minted();
+    assert_eq!(entra[0].form("client_assertion"), Some(minted[0].clone()));
+    assert_eq!(entra[1].form("client_assertion"), Some(minted[1].clone()));
+    assert_no_leak(&server, &out, "700024");
+}
+
+#[test]
+fn aadsts700024_twice_stops_after_one_retry_and_blames_the_clock() {
+    let server = FakeOidc::start(Setup {
+        federated: vec![Federated::new(GITHUB_ISS, GITHUB_SUB)],
+        github_expired_mints: 2,
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    entra(&mut cmd, &server);
+    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    run(&mut cmd)
+        .expect_code(3)
+        .expect_log("check this runner's clock");
+    assert_eq!(server.requests_to(Route::GitHubIdToken).len(), 2);
+    assert_eq!(server.requests_to(Route::Entra).len(), 2);
+}
+
+#[test]
+fn sts_and_generic_refusals_quote_the_issuer_and_subject() {
+    // Google's attribute condition admits another branch only.
+    let server = FakeOidc::start(Setup {
+        sts_subjects: vec!["repo:acme/widgets:ref:refs/heads/release".into()],
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    google(&mut cmd, &server);
+    cmd.env("OIDC_AUDIENCE", fake_oidc::google_default_audience());
+    source(
+        &mut cmd,
+        &server,
+        dir.path(),
+        From::GitLab,
+        &[&fake_oidc::google_default_audience()],
+    );
+    let out = run(&mut cmd);
+    out.expect_code(3)
+        .expect_log("rejected by the attribute condition")
+        .expect_log(&format!("issuer `{GITLAB_ISS}`"))
+        .expect_log(&format!("subject `{GITLAB_SUB}`"));
+    assert_no_leak(&server, &out, "sts");
+
+    let server = FakeOidc::start(Setup::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    exchange(&mut cmd, &server, "token_exchange");
+    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let out = run(&mut cmd);
+    out.expect_code(3)
+        .expect_log("invalid_grant")
+        .expect_log(&format!("issuer `{GITHUB_ISS}`, subject `{GITHUB_SUB}`"));
+    assert_no_leak(&server, &out, "8693");
+}
+
+#[test]
+fn impersonation_denied_names_the_role_to_grant() {
+    let server = FakeOidc::start(Setup {
+        iam_denied: true,
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    google(&mut cmd, &server);
+    cmd.env("SERVICE_ACCOUNT", SERVICE_ACCOUNT)
+        .env("OIDC_AUDIENCE", fake_oidc::google_default_audience());
+    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let out = run(&mut cmd);
+    out.expect_code(3)
+        .expect_log("Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).")
+        .expect_log("roles/iam.workloadIdentityUser");
+    assert_no_leak(&server, &out, "iam");
+}
+
+#[test]
+fn token_exchange_without_issued_token_type_is_a_malformed_response() {
+    let server = FakeOidc::start(Setup {
+        exchange_trust: vec![(GITHUB_ISS.into(), GITHUB_SUB.into())],
+        exchange_omits_issued_type: true,
+        ..Setup::default()
+    });
+    let make = |dir: &Path| {
+        let mut cmd = bare(dir);
+        sink_env(&mut cmd, &server, dir);
+        exchange(&mut cmd, &server, "token_exchange");
+        source(&mut cmd, &server, dir, From::GitHub, &[]);
+        cmd
+    };
+    let (out, dir) = run_both(make, &server);
+    out.expect_code(5).expect_log("issued_token_type");
+    assert!(!dir.path().join("oauth-token.env").exists());
+}
+
+#[test]
+fn exec_fetches_a_fresh_identity_token_for_each_access_token() {
+    let server = FakeOidc::start(Setup {
+        federated: vec![Federated::new(GITHUB_ISS, GITHUB_SUB)],
+        ..Setup::default()
+    });
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = bare(dir.path());
+        sink_env(&mut cmd, &server, dir.path());
+        entra(&mut cmd, &server);
+        source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+        cmd.env_remove("OUTPUT_FILE").args([
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s' \"$OAUTH_ACCESS_TOKEN\" > child-token",
+        ]);
+        let out = run(&mut cmd);
+        out.expect_code(0);
+        assert_no_leak(&server, &out, "exec");
+        seen.push(std::fs::read_to_string(dir.path().join("child-token")).unwrap());
+    }
+    assert_eq!(seen, server.issued());
+    let minted = server.minted();
+    assert_eq!(minted.len(), 2);
+    assert_ne!(minted[0], minted[1]);
+    let entra = server.requests_to(Route::Entra);
+    assert_eq!(entra[0].form("client_assertion"), Some(minted[0].clone()));
+    assert_eq!(entra[1].form("client_assertion"), Some(minted[1].clone()));
+}
+
+#[test]
+fn git_credential_fetches_a_fresh_identity_token_when_the_cached_token_runs_low() {
+    // Access tokens that live 60 s, under MIN_VALIDITY: each `get` needs a new one.
+    let server = FakeOidc::start(Setup {
+        federated: vec![Federated::new(GITHUB_ISS, GITHUB_SUB)],
+        expires_in: 60,
+        ..Setup::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let host = "dev.azure.com";
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let mut cmd = bare_std(home.path());
+        for (k, v) in [
+            ("PROVIDER", "entra"),
+            ("TENANT_ID", TENANT),
+            ("CLIENT_ID", ENTRA_CLIENT),
+            ("SCOPE", SCOPE),
+            ("GIT_HOST", host),
+            ("GIT_USERNAME", "pipeline"),
+            ("OIDC_TOKEN_SOURCE", "github"),
+        ] {
+            cmd.env(k, v);
+        }
+        cmd.env("AUTHORITY_URL", server.authority())
+            .env("CA_BUNDLE", server.ca_file())
+            .env("RETRIES", "0")
+            .env("HOME", home.path())
+            .env("XDG_CACHE_HOME", home.path().join("cache"))
+            .env("ACTIONS_ID_TOKEN_REQUEST_URL", server.github_request_url())
+            .env(
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                server.github_request_token(),
+            )
+            .args(["git-credential", "get"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("protocol=https\nhost={host}\n\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let log = Run {
+            code: Some(0),
+            stdout: String::new(),
+            stderr,
+        };
+        assert_no_leak(&server, &log, "git-credential log");
+        answers.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let issued = server.issued();
+    assert_eq!(issued.len(), 2);
+    for (answer, token) in answers.iter().zip(&issued) {
+        assert!(answer.contains(&format!("password={token}\n")), "{answer}");
+    }
+    let minted = server.minted();
+    assert_eq!(server.requests_to(Route::GitHubIdToken).len(), 2);
+    assert_ne!(minted[0], minted[1]);
+    let entra = server.requests_to(Route::Entra);
+    assert_eq!(entra[1].form("client_assertion"), Some(minted[1].clone()));
+}
