@@ -14,6 +14,7 @@ mod cases {
     mod github;
     mod github_app;
     mod hardening;
+    mod oauth2;
     mod packaging;
     mod pipe;
     mod pipe_answers;

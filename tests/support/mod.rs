@@ -5,6 +5,7 @@
 pub mod fake;
 pub mod fake_github;
 pub mod fake_oidc;
+pub mod fake_oauth;
 pub mod proxy;
 
 use std::path::Path;
