@@ -5,8 +5,9 @@
 //! a pipeline would, and shows the log a pipeline user sees and the file it wrote. Then it
 //! runs again (the stored token is reused) and once with a wrong secret, to show a failure.
 
-#[allow(dead_code)]
-#[path = "../tests/support/fake.rs"]
+// The tests (tests/cli.rs) use the rest of the fake's API and the re-exports.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/support/fake/mod.rs"]
 mod fake;
 
 use std::path::{Path, PathBuf};

@@ -15,9 +15,17 @@
 //! it accepts, and its one CA (whose certificate names both) is `CA_BUNDLE`. (Two fakes would
 //! need two CAs of the same subject name in one bundle, which OpenSSL-based clients cannot tell
 //! apart.)
+//!
+//! The fake sets `TCP_NODELAY` on every connection it accepts (tests/support/fake/http.rs):
+//! it writes a TLS flight or a response in more than one `write`, and with Nagle's algorithm
+//! on, loopback's 40 ms delayed ACK stalled about one benchmark run in ten, of every client.
 
-#[allow(dead_code)]
-#[path = "../tests/support/fake.rs"]
+// The tests' own fake, so the benchmark measures against exactly what the tests prove. This
+// binary only starts it and reads its URLs and counters; the rest of its API (scripted
+// replies, faults, recorded requests, the re-exports they import) is used by the integration
+// tests (tests/cli.rs), where it is checked for dead code.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/support/fake/mod.rs"]
 mod fake;
 
 use std::io::{Read, Write};
@@ -29,7 +37,6 @@ use fake::FakeBitbucket;
 fn main() {
     stop_signal::install();
     let server = FakeBitbucket::start_default();
-    no_delay::set_on_listeners();
     let setup = server.setup();
     let token_url = server
         .token_url()
@@ -81,49 +88,6 @@ fn main() {
 /// `value` in single quotes, safe for any POSIX shell.
 fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
-}
-
-/// Turns Nagle's algorithm off for the connections the fake accepts.
-///
-/// The fake writes a TLS flight or a response in more than one `write`; with Nagle on, a write
-/// that follows an unacknowledged one waits for the client's delayed ACK, 40 ms on Linux. In a
-/// benchmark that stalls about one run in ten, of every client alike (measured: 16 of 150 runs
-/// of oauth-token-pipe and 26 of 150 curl runs over 30 ms; none with Nagle off). The listener
-/// is private to tests/support/fake.rs, so this sets TCP_NODELAY on every socket the process
-/// holds right after the fake starts, when its listener is the only one: on Linux an accepted
-/// socket inherits TCP_NODELAY from its listener. Once fake.rs sets it on each accepted socket
-/// itself, this is a no-op.
-#[cfg(target_os = "linux")]
-mod no_delay {
-    pub fn set_on_listeners() {
-        let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
-            return;
-        };
-        for entry in fds.flatten() {
-            let is_socket = std::fs::read_link(entry.path())
-                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
-            let fd = entry.file_name().to_string_lossy().parse::<libc::c_int>();
-            if let (true, Ok(fd)) = (is_socket, fd) {
-                let on: libc::c_int = 1;
-                // SAFETY: `fd` is an open socket of this process and `on` outlives the call;
-                // on a socket that is not TCP the call fails harmlessly.
-                unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::IPPROTO_TCP,
-                        libc::TCP_NODELAY,
-                        (&on as *const libc::c_int).cast(),
-                        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                    )
-                };
-            }
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-mod no_delay {
-    pub fn set_on_listeners() {}
 }
 
 /// SIGTERM and SIGINT set a flag instead of killing the process, so that the fake is dropped

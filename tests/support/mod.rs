@@ -1,7 +1,5 @@
 //! Shared test support: the fake Bitbucket and the one command factory every test starts from.
 
-#![allow(dead_code)]
-
 pub mod fake;
 pub mod fake_github;
 pub mod fake_oidc;

@@ -1,0 +1,275 @@
+//! A fake Bitbucket Cloud: a real HTTPS server on 127.0.0.1:0 with a CA made at run time.
+//!
+//! It runs on its own thread and its own current-thread runtime, so a test can block on the
+//! binary while the server answers. Unscripted, it behaves like Bitbucket ([`bitbucket`]).
+//! Scripted replies (per endpoint, consumed in order, [`reply`]) override that for error and
+//! fault cases. Every request is recorded so tests assert on what the binary actually sent.
+//!
+//! Dropping the fake fails the test (as xh's `tests/server/mod.rs` does) when a scripted
+//! reply was never used, since the test then proved less than it says, or when a handler
+//! panicked, since the client may have survived that by retrying.
+//!
+//! - `mod.rs`: [`FakeBitbucket`] (start, URLs, recorded requests, the drop check), [`Setup`].
+//! - `tls.rs`: the run's CA and the certificates the fake presents ([`Cert`]).
+//! - `reply.rs`: [`Reply`], [`Fault`], the scripted queue, writing a reply to the socket.
+//! - `http.rs`: the accept loop, connections, request parsing ([`Request`]).
+//! - `bitbucket.rs`: the token endpoint and the API, with Bitbucket's exact bodies.
+//! - `git.rs`: git's smart HTTP through `git http-backend`, for the credential helper.
+//! - `tests.rs`: the drop check, proved.
+
+mod bitbucket;
+mod git;
+mod http;
+mod reply;
+#[cfg(test)]
+mod tests;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio_rustls::TlsAcceptor;
+
+// Bitbucket's exact bodies, TOKEN_PATH and jwt_like, as `fake::EXPIRED` etc.: a glob, so
+// that a body no test names yet stays reachable without an unused-import warning.
+pub use bitbucket::*;
+pub use http::Request;
+pub use reply::{Fault, Reply};
+pub use tls::Cert;
+
+/// How the fake behaves when a reply is not scripted.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// The consumer's Key the token endpoint accepts.
+    pub client_id: String,
+    /// The consumer's Secret the token endpoint accepts.
+    pub client_secret: String,
+    /// The token it issues.
+    pub token: String,
+    /// Granted scopes, space separated.
+    pub scopes: String,
+    /// `"scope"` (2026) or `"scopes"` (before May 2026).
+    pub scope_field: String,
+    /// `expires_in` as JSON, or `None` to leave it out.
+    pub expires_in: Option<String>,
+    /// Repositories (`ws/slug`) the token can read.
+    pub repositories: Vec<String>,
+    /// Scripted answers for the token endpoint, used first; a fake dropped with one unused
+    /// fails the test.
+    pub token_replies: Vec<Reply>,
+    /// Scripted answers for `/2.0/...`, used first; a fake dropped with one unused fails
+    /// the test.
+    pub api_replies: Vec<Reply>,
+    /// The certificate presented.
+    pub cert: Cert,
+    /// Serve the bare repositories under this folder at `/git/...` with `git http-backend`,
+    /// to anyone who authenticates as `x-token-auth` with the issued token.
+    pub git_root: Option<PathBuf>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            client_id: "test-client-key".into(),
+            client_secret: "test-client-secret".into(),
+            token: jwt_like("default"),
+            scopes: "repository pullrequest".into(),
+            scope_field: "scope".into(),
+            expires_in: Some("7200".into()),
+            repositories: vec!["acme/widgets".into()],
+            token_replies: Vec::new(),
+            api_replies: Vec::new(),
+            cert: Cert::Valid,
+            git_root: None,
+        }
+    }
+}
+
+/// What the server thread and the test share.
+struct State {
+    setup: Setup,
+    token_replies: reply::Script,
+    api_replies: reply::Script,
+    requests: Vec<Request>,
+    /// Messages of handler tasks that panicked.
+    panics: Vec<String>,
+}
+
+/// The state, even after a handler panicked holding it: the panic is reported on drop, and
+/// must not turn every later request into a second one.
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running fake Bitbucket. Dropping it stops the server and checks that every scripted
+/// reply was used and no handler panicked.
+pub struct FakeBitbucket {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeBitbucket {
+    /// Starts a fake with the default setup.
+    pub fn start_default() -> FakeBitbucket {
+        FakeBitbucket::start(Setup::default())
+    }
+
+    /// Starts a fake that behaves as `setup` says.
+    pub fn start(setup: Setup) -> FakeBitbucket {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (ca_pem, server_config) = tls::certificates(&setup.cert);
+        let ca_file = dir.path().join("fake-bitbucket-ca.pem");
+        std::fs::write(&ca_file, ca_pem).expect("write CA");
+        let state = Arc::new(Mutex::new(State {
+            token_replies: reply::Script::new(&setup.token_replies),
+            api_replies: reply::Script::new(&setup.api_replies),
+            setup,
+            requests: Vec::new(),
+            panics: Vec::new(),
+        }));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread_state = state.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(http::serve(
+                listener,
+                TlsAcceptor::from(Arc::new(server_config)),
+                thread_state,
+                stopped,
+            ));
+        });
+        FakeBitbucket {
+            addr,
+            state,
+            ca_file,
+            _dir: dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// The fake under the name `fake.test`, which only the test proxy resolves.
+    pub fn base_by_name(&self) -> String {
+        format!("https://fake.test:{}", self.addr.port())
+    }
+
+    /// The TOKEN_URL for this fake.
+    pub fn token_url(&self) -> String {
+        format!("{}{TOKEN_PATH}", self.base())
+    }
+
+    /// The API_URL for this fake.
+    pub fn api_url(&self) -> String {
+        format!("{}/2.0", self.base())
+    }
+
+    /// The PEM file of the CA that signed the fake's certificate (for CA_BUNDLE).
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// The setup it runs with.
+    pub fn setup(&self) -> Setup {
+        lock(&self.state).setup.clone()
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// How many requests went to the token endpoint.
+    pub fn token_requests(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.path == TOKEN_PATH)
+            .count()
+    }
+
+    /// How many requests went to the API.
+    pub fn api_requests(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/2.0/"))
+            .count()
+    }
+
+    /// What went wrong on the server's side: unused scripted replies, handler panics.
+    fn problems(&self, thread: Option<String>) -> Vec<String> {
+        let state = lock(&self.state);
+        let mut problems = Vec::new();
+        for (endpoint, script) in [
+            ("token endpoint", &state.token_replies),
+            ("API", &state.api_replies),
+        ] {
+            let unused = script.unused();
+            if !unused.is_empty() {
+                problems.push(format!(
+                    "scripted {endpoint} replies never used: {} ({}). The program made fewer \
+                     requests than the test scripted: script only the replies it uses, and \
+                     assert the request count",
+                    unused.len(),
+                    unused.join(", ")
+                ));
+            }
+        }
+        problems.extend(
+            state
+                .panics
+                .iter()
+                .map(|message| format!("a handler panicked: {message}")),
+        );
+        problems.extend(thread.map(|message| format!("the server thread panicked: {message}")));
+        if !problems.is_empty() {
+            let received: Vec<String> = state
+                .requests
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.path))
+                .collect();
+            problems.push(format!("requests received: {received:?}"));
+        }
+        problems
+    }
+}
+
+impl Drop for FakeBitbucket {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let thread = self
+            .thread
+            .take()
+            .and_then(|thread| thread.join().err())
+            .map(http::panic_message);
+        let problems = self.problems(thread);
+        if problems.is_empty() {
+            return;
+        }
+        let report = format!("fake Bitbucket: {}", problems.join("\n  "));
+        // A second panic while the test is already failing would abort the whole run.
+        if std::thread::panicking() {
+            eprintln!("{report}");
+        } else {
+            panic!("{report}");
+        }
+    }
+}
