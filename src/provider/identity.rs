@@ -209,25 +209,7 @@ impl Identity {
                 }
             }
             Source::Variable { token, .. } => token.expose_secret().to_owned(),
-            Source::File(path) => {
-                let mut file = crate::deliver::safe_fs::open_read(path)
-                    .and_then(|f| f.ok_or_else(|| std::io::Error::other("it does not exist")))
-                    .map_err(|e| {
-                        Error::config(
-                            "OIDC_TOKEN_FILE",
-                            format!("({}) cannot be read ({e}).", path.display()),
-                        )
-                    })?;
-                crate::deliver::safe_fs::read_capped(&mut file)
-                    .map_err(|e| {
-                        Error::config(
-                            "OIDC_TOKEN_FILE",
-                            format!("({}) cannot be read ({e}).", path.display()),
-                        )
-                    })?
-                    .trim()
-                    .to_owned()
-            }
+            Source::File(path) => read_file(path)?,
         };
         log.mask(&token);
         let claims = claims(&token).map_err(|why| {
@@ -274,6 +256,24 @@ impl Identity {
         Ok((SecretString::from(token), claims))
     }
 
+    /// Who the identity token speaks for, for the reuse key (issue 14: reuse is keyed by the
+    /// token's `sub` too, or another branch's job sharing the output folder would be handed
+    /// this one's token — found by tests/cases/federation.rs). A variable or file is decoded
+    /// here, without a request; GitHub's token is minted only on request, so its request URL
+    /// stands in: it names the job, and one job has one identity.
+    pub fn reuse_part(&self) -> String {
+        let token = match &self.source {
+            Source::GitHub { url, .. } => return format!("github {}", url.path()),
+            Source::Variable { token, .. } => token.expose_secret().to_owned(),
+            // The same guarded read as fetch's (no FIFO can block us here).
+            Source::File(path) => read_file(path).unwrap_or_default(),
+        };
+        match claims(token.trim()) {
+            Ok(c) => format!("{} {}", c.iss, c.sub),
+            Err(_) => String::new(),
+        }
+    }
+
     fn variable(&self) -> &str {
         match &self.source {
             Source::GitHub { .. } => "ACTIONS_ID_TOKEN_REQUEST_URL",
@@ -289,6 +289,23 @@ impl Identity {
             Source::File(path) => path.display().to_string(),
         }
     }
+}
+
+/// OIDC_TOKEN_FILE's token, read through the guarded, size-capped reader.
+fn read_file(path: &std::path::Path) -> Result<String, Error> {
+    let failed = |e: std::io::Error| {
+        Error::config(
+            "OIDC_TOKEN_FILE",
+            format!("({}) cannot be read ({e}).", path.display()),
+        )
+    };
+    let mut file = crate::deliver::safe_fs::open_read(path)
+        .and_then(|f| f.ok_or_else(|| std::io::Error::other("it does not exist")))
+        .map_err(failed)?;
+    Ok(crate::deliver::safe_fs::read_capped(&mut file)
+        .map_err(failed)?
+        .trim()
+        .to_owned())
 }
 
 /// The logged claims of an identity token, quoted like all remote text.

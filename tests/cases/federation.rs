@@ -368,33 +368,29 @@ fn jwt_bearer_grant_sends_the_identity_token_as_the_assertion() {
 #[test]
 fn missing_ci_setup_is_a_configuration_error_with_the_yaml_that_fixes_it() {
     let server = FakeOidc::start(Setup::default());
-    let cases: [(&str, &[(&str, &str)], &str); 3] = [
-        (
-            "GITHUB_ACTIONS",
-            &[("GITHUB_ACTIONS", "true")],
-            "permissions: id-token: write",
-        ),
-        (
-            "BITBUCKET_BUILD_NUMBER",
-            &[("BITBUCKET_BUILD_NUMBER", "42")],
-            "`oidc: true`",
-        ),
+    // (the platform's marker variable, the hint), with no identity variable set.
+    let cases = [
+        ("GITHUB_ACTIONS", "permissions: id-token: write"),
+        ("BITBUCKET_BUILD_NUMBER", "`oidc: true`"),
         (
             "GITLAB_CI",
-            &[("GITLAB_CI", "true")],
             "`id_tokens: {OIDC_TOKEN: {aud: \"api://AzureADTokenExchange\"}}`",
         ),
     ];
-    for (label, env, hint) in cases {
+    for (marker, hint) in cases {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = bare(dir.path());
         sink_env(&mut cmd, &server, dir.path());
         entra(&mut cmd, &server);
-        cmd.env("OIDC_TOKEN_SOURCE", "auto");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        if label == "GITHUB_ACTIONS" {
+        cmd.env("OIDC_TOKEN_SOURCE", "auto").env(
+            marker,
+            if marker == "BITBUCKET_BUILD_NUMBER" {
+                "42"
+            } else {
+                "true"
+            },
+        );
+        if marker == "GITHUB_ACTIONS" {
             let output = dir.path().join("out");
             std::fs::write(&output, "").unwrap();
             cmd.env("GITHUB_OUTPUT", &output);
@@ -765,4 +761,51 @@ fn git_credential_fetches_a_fresh_identity_token_when_the_cached_token_runs_low(
     assert_ne!(minted[0], minted[1]);
     let entra = server.requests_to(Route::Entra);
     assert_eq!(entra[1].form("client_assertion"), Some(minted[1].clone()));
+}
+
+#[test]
+fn a_stored_token_is_not_reused_by_another_identity() {
+    // Two GitLab jobs sharing the output folder (a cache or artifact): main, then a feature
+    // branch the exchange server also trusts. The feature branch must get its own token,
+    // not main's (the reuse key includes the identity token's subject).
+    let feature = "project_path:acme/widgets:ref_type:branch:ref:feature";
+    let server = FakeOidc::start(Setup {
+        exchange_trust: vec![
+            (GITLAB_ISS.into(), GITLAB_SUB.into()),
+            (GITLAB_ISS.into(), feature.into()),
+        ],
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for sub in [GITLAB_SUB, feature, feature] {
+        let mut cmd = bare(dir.path());
+        sink_env(&mut cmd, &server, dir.path());
+        exchange(&mut cmd, &server, "token_exchange");
+        cmd.env("GITLAB_CI", "true").env(
+            "OIDC_TOKEN",
+            server.mint_as(Ci::GitLab, &["https://sts.example.test"], sub),
+        );
+        run(&mut cmd).expect_code(0);
+    }
+    let exchanged: Vec<String> = server
+        .requests_to(Route::Exchange)
+        .iter()
+        .map(|r| subject_of(&r.form("subject_token").unwrap()))
+        .collect();
+    // The third run, the same identity as the second, reuses its token.
+    assert_eq!(exchanged, [GITLAB_SUB, feature]);
+    let issued = server.issued();
+    assert!(dotenv(dir.path()).contains(&issued[1]));
+}
+
+fn subject_of(jwt: &str) -> String {
+    use base64::Engine;
+    let part = jwt.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sub"].as_str().unwrap().to_owned()
 }

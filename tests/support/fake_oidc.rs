@@ -494,7 +494,13 @@ impl FakeOidc {
     /// Signs an identity token as `ci` would mint it, with audience `aud`.
     pub fn mint(&self, ci: Ci, aud: &[&str]) -> String {
         let mut state = lock(&self.state);
-        mint(&mut state, ci, aud, false)
+        mint(&mut state, ci, aud, false, None)
+    }
+
+    /// [`FakeOidc::mint`] with the subject `sub` (another branch, project or step).
+    pub fn mint_as(&self, ci: Ci, aud: &[&str], sub: &str) -> String {
+        let mut state = lock(&self.state);
+        mint(&mut state, ci, aud, false, Some(sub))
     }
 
     /// Every request so far.
@@ -546,7 +552,7 @@ impl Drop for FakeOidc {
     }
 }
 
-fn mint(state: &mut State, ci: Ci, aud: &[&str], expired: bool) -> String {
+fn mint(state: &mut State, ci: Ci, aud: &[&str], expired: bool, sub: Option<&str>) -> String {
     let iat = if expired { now() - 900 } else { now() };
     let aud: Value = match aud {
         [one] => json!(one),
@@ -585,6 +591,10 @@ fn mint(state: &mut State, ci: Ci, aud: &[&str], expired: bool) -> String {
             "exp": iat + 300, "sub": GITLAB_SUB, "aud": aud,
         }),
     };
+    let mut claims = claims;
+    if let Some(sub) = sub {
+        claims["sub"] = json!(sub);
+    }
     let (alg, kid, key) = if state.setup.es256 {
         (Alg::Es256, "ci-ec-1", &state.keys.ec)
     } else {
@@ -785,7 +795,7 @@ fn github(state: &mut State, request: &Request) -> (u16, String) {
     let aud = audience.unwrap_or_else(|| "https://github.com/acme".to_owned());
     let expired = state.github_mints < state.setup.github_expired_mints;
     state.github_mints += 1;
-    let token = mint(state, Ci::GitHub, &[&aud], expired);
+    let token = mint(state, Ci::GitHub, &[&aud], expired, None);
     (200, json!({"count": 1, "value": token}).to_string())
 }
 
@@ -804,7 +814,7 @@ fn access_token(state: &mut State, prefix: &str) -> String {
 pub fn entra_error(error: &str, code: u64, message: &str) -> String {
     let (trace, correlation) = (uuid_plain(), uuid_plain());
     let timestamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let stamp = timestamp.replace('T', " ").replace('Z', "Z");
+    let stamp = timestamp.replace('T', " ");
     json!({
         "error": error,
         "error_description": format!("AADSTS{code}: {message}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {stamp}"),

@@ -277,14 +277,19 @@ impl Provider for OAuth2 {
             .or(self.issuer.as_ref())
             .map(Url::as_str)
             .unwrap_or_default();
-        Some(format!(
+        let mut key = format!(
             "{}\n{endpoint}\n{}\n{}\n{}\n{}",
             self.profile.id(),
             self.client_id,
             self.scope.join(" "),
             self.audience.as_deref().unwrap_or_default(),
             self.resources.join(" ")
-        ))
+        );
+        // A traded identity token: keyed by whom it speaks for (identity::reuse_part).
+        if let Some(identity) = &self.identity {
+            key.push_str(&format!("\n{}", identity.reuse_part()));
+        }
+        Some(key)
     }
 
     fn default_token_variable(&self) -> &'static str {
