@@ -29,12 +29,14 @@ pub async fn pipe(config: &Config, http: &Http, log: &mut Reporter) -> Result<()
 /// (the write checks again: the file may change meanwhile).
 pub fn preflight(config: &Config) -> Result<(), Error> {
     match &config.output.output_file {
-        Some(path) if path.is_file() => file::refuse_foreign(path, &config.output.token_variable)
-            .map_err(|e| {
+        // A symbolic link is refused when the file is written, with its own message.
+        Some(path) if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) => {
+            file::refuse_foreign(path, &config.output.token_variable).map_err(|e| {
                 Error::Output(
                     e.context(format!("could not write OUTPUT_FILE ({})", path.display())),
                 )
-            }),
+            })
+        }
         _ => Ok(()),
     }
 }
