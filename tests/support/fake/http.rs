@@ -21,6 +21,12 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// Which connection it came on (1 for the first the fake accepted).
+    pub connection: usize,
+    /// When that connection's TLS handshake completed.
+    pub connected_at: std::time::Instant,
+    /// When the request had been read whole.
+    pub received_at: std::time::Instant,
 }
 
 impl Request {
@@ -59,7 +65,12 @@ pub(super) async fn serve(
                 let state = state.clone();
                 connections.spawn(async move {
                     if let Ok(stream) = tls.accept(socket).await {
-                        connection(stream, state).await;
+                        let id = {
+                            let mut state = lock(&state);
+                            state.connections += 1;
+                            state.connections
+                        };
+                        connection(stream, state, id, std::time::Instant::now()).await;
                     }
                 });
             }
@@ -92,12 +103,19 @@ pub(super) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Serves HTTP/1.1 requests on one connection until the client closes it.
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Mutex<State>>) {
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    state: Arc<Mutex<State>>,
+    id: usize,
+    connected_at: std::time::Instant,
+) {
     let mut buffer = Vec::new();
     loop {
-        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+        let Some(mut request) = read_request(&mut stream, &mut buffer).await else {
             return;
         };
+        request.connection = id;
+        request.connected_at = connected_at;
         let reply = bitbucket::handle(&state, &request);
         if !reply::send(&mut stream, &reply).await {
             return;
@@ -164,6 +182,9 @@ async fn read_request<S: AsyncRead + Unpin>(
                             path,
                             headers,
                             body,
+                            connection: 0,
+                            connected_at: std::time::Instant::now(),
+                            received_at: std::time::Instant::now(),
                         });
                     }
                 }
@@ -185,6 +206,9 @@ async fn read_request<S: AsyncRead + Unpin>(
                 path,
                 headers,
                 body,
+                connection: 0,
+                connected_at: std::time::Instant::now(),
+                received_at: std::time::Instant::now(),
             });
         }
         if !fill(stream, buffer).await {

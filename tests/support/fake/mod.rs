@@ -94,6 +94,8 @@ struct State {
     requests: Vec<Request>,
     /// Messages of handler tasks that panicked.
     panics: Vec<String>,
+    /// TLS connections accepted so far.
+    connections: usize,
 }
 
 /// The state, even after a handler panicked holding it: the panic is reported on drop, and
@@ -133,6 +135,7 @@ impl FakeBitbucket {
             setup,
             requests: Vec::new(),
             panics: Vec::new(),
+            connections: 0,
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -191,7 +194,12 @@ impl FakeBitbucket {
         lock(&self.state).setup.clone()
     }
 
-    /// Every request received so far.
+    /// How many TLS connections it accepted.
+    pub fn connections(&self) -> usize {
+        lock(&self.state).connections
+    }
+
+    /// Every request received, in order.
     pub fn requests(&self) -> Vec<Request> {
         lock(&self.state).requests.clone()
     }

@@ -27,6 +27,8 @@ pub enum Fault {
     Huge(u64),
     /// The handler panics after reading the request: proves the fake's drop check.
     Panic,
+    /// Answer normally after this long (a slow server, for the connection-overlap tests).
+    Delay(Duration),
 }
 
 /// A scripted HTTP answer.
@@ -116,6 +118,9 @@ impl Script {
 /// Writes `reply` to `stream`, misbehaving as its fault says. Returns whether the connection
 /// can carry another request.
 pub(super) async fn send<S: AsyncWrite + Unpin>(stream: &mut S, reply: &Reply) -> bool {
+    if let Fault::Delay(wait) = reply.fault {
+        tokio::time::sleep(wait).await;
+    }
     match reply.fault {
         Fault::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -174,7 +179,7 @@ pub(super) async fn send<S: AsyncWrite + Unpin>(stream: &mut S, reply: &Reply) -
             let _ = stream.flush().await;
             false
         }
-        Fault::None => {
+        Fault::None | Fault::Delay(_) => {
             if stream.write_all(&encode(reply)).await.is_err() {
                 return false;
             }
