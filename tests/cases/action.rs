@@ -113,6 +113,9 @@ fn workflow_examples_use_the_action_with_real_inputs_from_secrets() {
         let workflow: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for (_, job) in workflow["jobs"].as_mapping().expect("jobs") {
+            let id_token_write = [&job["permissions"], &workflow["permissions"]]
+                .iter()
+                .any(|p| p["id-token"].as_str() == Some("write"));
             for step in job["steps"].as_sequence().expect("steps") {
                 let Some(uses) = step["uses"]
                     .as_str()
@@ -134,6 +137,34 @@ fn workflow_examples_use_the_action_with_real_inputs_from_secrets() {
                         "{}: unknown input {input}",
                         path.display()
                     );
+                }
+                // No stored secret (README "Without a stored secret"): the job's OIDC identity
+                // token is the credential, so the job must be allowed to mint one, and no
+                // secret input may be passed.
+                let with = &step["with"];
+                let federated = with["provider"].as_str() == Some("google")
+                    || matches!(
+                        with["grant"].as_str(),
+                        Some("token_exchange" | "jwt_bearer")
+                    )
+                    || with["client_auth"].as_str() == Some("federated")
+                    || (with["provider"].as_str() == Some("entra")
+                        && with["client_secret"].is_null()
+                        && with["private_key"].is_null());
+                if federated {
+                    assert!(
+                        id_token_write,
+                        "{}: a federated step needs `permissions: id-token: write`",
+                        path.display()
+                    );
+                    for secret in ["client_secret", "private_key"] {
+                        assert!(
+                            with[secret].is_null(),
+                            "{}: a federated step passes no {secret}",
+                            path.display()
+                        );
+                    }
+                    continue;
                 }
                 // Each provider's credentials (github-app: the app's ID and key).
                 let credentials: &[&str] = match step["with"]["provider"].as_str() {
@@ -174,4 +205,70 @@ fn gitlab_example_reports_the_dotenv_file_the_pipe_writes() {
                 env!("CARGO_PKG_VERSION")
             ))))
     );
+}
+
+/// Every workflow example whose step sets `provider:` to an OAuth 2.0 profile: its inputs,
+/// mapped to their variables and with `${{ … }}` expressions given a value, are a valid
+/// configuration for that profile.
+#[test]
+fn oauth_workflow_examples_are_valid_configurations() {
+    use oauth_token_pipe::config::{self, Config};
+    let dir = format!("{}/examples/github-actions", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let workflow: Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for (_, job) in workflow["jobs"].as_mapping().expect("jobs") {
+            let id_token_write = [&job["permissions"], &workflow["permissions"]]
+                .iter()
+                .any(|p| p["id-token"].as_str() == Some("write"));
+            for step in job["steps"].as_sequence().expect("steps") {
+                let provider = step["with"]["provider"].as_str().unwrap_or("bitbucket");
+                if !["oauth2", "entra", "auth0", "okta", "keycloak"].contains(&provider) {
+                    continue;
+                }
+                seen += 1;
+                let vars: Vec<(std::ffi::OsString, std::ffi::OsString)> = keys(&step["with"])
+                    .into_iter()
+                    .map(|input| {
+                        let (_, variable) = table::github_inputs()
+                            .into_iter()
+                            .find(|(i, _)| *i == input)
+                            .unwrap_or_else(|| panic!("{}: unknown input {input}", path.display()));
+                        let value = step["with"][input.as_str()].as_str().unwrap_or_default();
+                        let value = if value.starts_with("${{") {
+                            format!("{}-from-an-expression", input.replace('_', "-"))
+                        } else {
+                            value.to_owned()
+                        };
+                        (variable.into(), value.into())
+                    })
+                    .collect();
+                let mut vars = vars;
+                // With `permissions: id-token: write` the runner gives the action's container
+                // what it needs to mint an identity token (README "Without a stored secret").
+                if id_token_write {
+                    for (name, value) in [
+                        ("GITHUB_ACTIONS", "true"),
+                        ("GITHUB_OUTPUT", "/github/file_commands/set_output"),
+                        (
+                            "ACTIONS_ID_TOKEN_REQUEST_URL",
+                            "https://pipelines.actions.githubusercontent.com/x/idtoken?api-version=2.0",
+                        ),
+                        (
+                            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                            "request-token-from-the-runner",
+                        ),
+                    ] {
+                        vars.push((name.into(), value.into()));
+                    }
+                }
+                let (raw, problems) = config::read_env(vars);
+                let parsed = Config::parse(&raw, problems, oauth_token_pipe::vars::Mode::Pipe);
+                assert!(parsed.is_ok(), "{}: {parsed:?}", path.display());
+            }
+        }
+    }
+    assert!(seen >= 1, "an OAuth 2.0 workflow example exists");
 }
