@@ -113,6 +113,9 @@ fn workflow_examples_use_the_action_with_real_inputs_from_secrets() {
         let workflow: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         for (_, job) in workflow["jobs"].as_mapping().expect("jobs") {
+            let id_token_write = [&job["permissions"], &workflow["permissions"]]
+                .iter()
+                .any(|p| p["id-token"].as_str() == Some("write"));
             for step in job["steps"].as_sequence().expect("steps") {
                 let Some(uses) = step["uses"]
                     .as_str()
@@ -134,6 +137,34 @@ fn workflow_examples_use_the_action_with_real_inputs_from_secrets() {
                         "{}: unknown input {input}",
                         path.display()
                     );
+                }
+                // No stored secret (README "Without a stored secret"): the job's OIDC identity
+                // token is the credential, so the job must be allowed to mint one, and no
+                // secret input may be passed.
+                let with = &step["with"];
+                let federated = with["provider"].as_str() == Some("google")
+                    || matches!(
+                        with["grant"].as_str(),
+                        Some("token_exchange" | "jwt_bearer")
+                    )
+                    || with["client_auth"].as_str() == Some("federated")
+                    || (with["provider"].as_str() == Some("entra")
+                        && with["client_secret"].is_null()
+                        && with["private_key"].is_null());
+                if federated {
+                    assert!(
+                        id_token_write,
+                        "{}: a federated step needs `permissions: id-token: write`",
+                        path.display()
+                    );
+                    for secret in ["client_secret", "private_key"] {
+                        assert!(
+                            with[secret].is_null(),
+                            "{}: a federated step passes no {secret}",
+                            path.display()
+                        );
+                    }
+                    continue;
                 }
                 // Each provider's credentials (github-app: the app's ID and key).
                 let credentials: &[&str] = match step["with"]["provider"].as_str() {

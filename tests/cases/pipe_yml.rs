@@ -346,6 +346,15 @@ fn examples_pass_our_pipe_only_declared_variables_and_secured_credentials() {
                 .unwrap_or_else(|| panic!("{name}: a `pipe: {image}` block has no variables"));
             for (key, value) in variables {
                 let key = key.as_str().expect("variable names are strings");
+                // Bitbucket's own identity token, passed on as itself (`oidc: true` steps).
+                if key == "BITBUCKET_STEP_OIDC_TOKEN" {
+                    assert_eq!(
+                        value.as_str(),
+                        Some("$BITBUCKET_STEP_OIDC_TOKEN"),
+                        "{name}: BITBUCKET_STEP_OIDC_TOKEN is passed on as itself"
+                    );
+                    continue;
+                }
                 assert!(
                     declared.contains(key),
                     "{name}: passes {key} to our pipe, which pipe.yml does not declare ({declared:?})"
@@ -354,6 +363,32 @@ fn examples_pass_our_pipe_only_declared_variables_and_secured_credentials() {
                     value.is_string(),
                     "{name}: {key} should be a quoted string, as Bitbucket passes it"
                 );
+            }
+            // No stored secret: the step mints an identity token and nothing secret is passed.
+            let get = |k: &str| variables.get(k).and_then(Value::as_str);
+            let federated = get("PROVIDER") == Some("google")
+                || matches!(get("GRANT"), Some("token_exchange" | "jwt_bearer"))
+                || get("CLIENT_AUTH") == Some("federated");
+            if federated {
+                assert!(
+                    oidc_steps(&value).iter().any(|step| {
+                        let mut holds = false;
+                        walk(step, &mut |v| holds |= std::ptr::eq(v, block));
+                        holds
+                    }),
+                    "{name}: a federated pipe runs in a step with `oidc: true` (or `oidc: audiences:`)"
+                );
+                assert_eq!(
+                    get("BITBUCKET_STEP_OIDC_TOKEN"),
+                    Some("$BITBUCKET_STEP_OIDC_TOKEN")
+                );
+                for secret in ["CLIENT_SECRET", "PRIVATE_KEY"] {
+                    assert!(
+                        get(secret).is_none(),
+                        "{name}: a federated pipe gets no {secret}"
+                    );
+                }
+                continue;
             }
             let credentials: &[&str] = match variables.get("PROVIDER").and_then(Value::as_str) {
                 Some("github-app") => &["APP_ID", "PRIVATE_KEY"],
@@ -368,6 +403,20 @@ fn examples_pass_our_pipe_only_declared_variables_and_secured_credentials() {
             }
         }
     }
+}
+
+/// The steps that mint an identity token: `oidc: true`, or `oidc:` with `audiences:`.
+fn oidc_steps(value: &Value) -> Vec<&Value> {
+    let mut steps = Vec::new();
+    walk(value, &mut |v| {
+        if let Some(step) = v.get("step") {
+            let oidc = &step["oidc"];
+            if oidc.as_bool() == Some(true) || oidc.get("audiences").is_some() {
+                steps.push(step);
+            }
+        }
+    });
+    steps
 }
 
 /// Commands that show what they are given, or the whole environment.
@@ -484,11 +533,10 @@ fn the_token_printing_check_catches_what_it_should() {
 fn examples_never_print_the_token() {
     for (name, value) in examples() {
         // The names and file this example's own pipe blocks chose, besides the defaults.
-        let mut token_variables =
-            vec![
-                oauth_token_pipe::provider::bitbucket::DEFAULT_TOKEN_VARIABLE.to_owned(),
-                oauth_token_pipe::provider::oauth2::DEFAULT_TOKEN_VARIABLE.to_owned(),
-            ];
+        let mut token_variables = vec![
+            oauth_token_pipe::provider::bitbucket::DEFAULT_TOKEN_VARIABLE.to_owned(),
+            oauth_token_pipe::provider::oauth2::DEFAULT_TOKEN_VARIABLE.to_owned(),
+        ];
         let mut files = vec![oauth_token_pipe::deliver::DEFAULT_OUTPUT_FILE.to_owned()];
         for (image, block) in pipe_blocks(&value) {
             if !is_ours(image) {
