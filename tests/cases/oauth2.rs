@@ -1587,3 +1587,39 @@ fn no_secret_key_assertion_or_token_in_any_output_for_oauth2() {
     }
     assert_eq!(audited, scenarios.len() * 8);
 }
+
+#[test]
+fn hostile_scope_strings_cannot_forge_log_lines_or_workflow_commands() {
+    let server = FakeOAuth::start(OAuthSetup {
+        granted: Some("read \u{1b}[2Jwipe ::add-mask::x\r::error::forged".into()),
+        ..OAuthSetup::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let out = run(oauth(&server, work.path())
+        .env("VALIDATE", "false")
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", work.path().join("github_output")));
+    out.expect_code(0);
+    let all = out.all();
+    assert!(!all.contains('\u{1b}'), "{all:?}");
+    for line in all.split(['\n', '\r']) {
+        assert!(!line.starts_with("::error::forged"), "{all:?}");
+    }
+}
+
+#[test]
+fn status_reads_an_oauth2_token_without_credentials() {
+    let server = FakeOAuth::start_default();
+    let work = tempfile::tempdir().unwrap();
+    run(oauth(&server, work.path())
+        .env("VALIDATE", "false")
+        .env("SCOPE", "read"))
+    .expect_code(0);
+    let out = run(oauth(&server, work.path())
+        .env_remove("CLIENT_SECRET")
+        .env("SCOPE", "read")
+        .arg("status"));
+    out.expect_code(0).expect_log("scopes: read");
+    assert!(!out.all().contains(&server.issued()[0]));
+    assert_eq!(server.token_requests().len(), 1);
+}

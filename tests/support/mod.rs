@@ -2,8 +2,8 @@
 
 pub mod fake;
 pub mod fake_github;
-pub mod fake_oidc;
 pub mod fake_oauth;
+pub mod fake_oidc;
 pub mod proxy;
 
 use std::path::Path;

@@ -276,7 +276,8 @@ async fn attempt(p: &OAuth2, http: &Http, log: &mut Reporter) -> Result<Token, R
         }
     }
     let scopes = match &issued.scope {
-        Some(scope) => parse_list(scope),
+        // Remote text: only RFC 6749 scope-tokens go on (see `scope_tokens`).
+        Some(scope) => super::scope_tokens(parse_list(scope), log),
         None => {
             p.scope_assumed.set(true);
             p.scope.clone()

@@ -257,6 +257,25 @@ impl OAuth2 {
     }
 }
 
+/// The scopes a server named, keeping only RFC 6749 §3.3 scope-tokens (printable ASCII but
+/// space, `"` and `\`). Anything else is no scope, and was logged raw before this filter: a
+/// terminal escape or a bare `\r` in a scope reached the log and the step summary as sent.
+fn scope_tokens(said: Vec<String>, log: &mut Reporter) -> Vec<String> {
+    let (ok, bad): (Vec<String>, Vec<String>) = said.into_iter().partition(|s| {
+        s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    });
+    if !bad.is_empty() {
+        let shown: Vec<String> = bad.iter().map(|s| quote_remote(s, 60)).collect();
+        log.warn(format!(
+            "The server named {} scope(s) outside RFC 6749's scope grammar, which are left out: {}.",
+            bad.len(),
+            shown.join(", ")
+        ));
+    }
+    ok
+}
+
 impl Provider for OAuth2 {
     fn id(&self) -> &'static str {
         self.profile.id()

@@ -114,6 +114,9 @@ pub async fn validate(
             Ok(result) => result?,
         },
     };
+    // Introspection's `scope` and a JWT's `scope`/`scp` are remote text like the token
+    // response's: the same grammar applies.
+    let revealed = revealed.map(|scopes| super::scope_tokens(scopes, log));
     if let (Some(scopes), true) = (revealed, p.scope_assumed.get()) {
         return Ok(match validated {
             Validated::Called { what, status, .. } => Validated::Called {
