@@ -110,6 +110,9 @@ fn shown_body(body: &[u8], has_tokens: bool) -> String {
 /// GitHub's `token`, the identity-token endpoint's `value`, RFC 8693's `issued_token`).
 const TOKEN_FIELDS: &[&str] = &[
     "access_token",
+    // Google's generateAccessToken answers in camelCase; DEBUG showed the impersonated token
+    // whole, before its mask (found by tests/cases/federation.rs).
+    "accessToken",
     "refresh_token",
     "id_token",
     "token",

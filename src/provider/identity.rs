@@ -183,17 +183,19 @@ impl Identity {
                 if let Some(aud) = &self.audience {
                     url.query_pairs_mut().append_pair("audience", aud);
                 }
-                let response = http
-                    .send(
-                        &Call::get(
-                            "identity-token request",
-                            &url,
-                            "ACTIONS_ID_TOKEN_REQUEST_URL",
-                            Auth::Bearer(request_token),
-                        ),
-                        log,
+                let call = Call {
+                    // The answer's `value` is the identity token: masked before DEBUG shows
+                    // the response, and redacted in it (DEBUG logged it whole; found by
+                    // tests/cases/federation.rs).
+                    body_has_tokens: true,
+                    ..Call::get(
+                        "identity-token request",
+                        &url,
+                        "ACTIONS_ID_TOKEN_REQUEST_URL",
+                        Auth::Bearer(request_token),
                     )
-                    .await?;
+                };
+                let response = http.send(&call, log).await?;
                 let value = serde_json::from_slice::<Value>(&response.body)
                     .ok()
                     .and_then(|j| j.get("value").and_then(Value::as_str).map(str::to_owned));

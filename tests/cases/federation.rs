@@ -124,13 +124,36 @@ fn run_both(
     server: &FakeOidc,
 ) -> (Run, tempfile::TempDir) {
     let off = tempfile::tempdir().unwrap();
-    let out_off = run(make(off.path()).env("OAUTH_TOKEN_PIPE_TEST_NO_MASK", "1"));
+    // The most revealing run: no mask, and DEBUG logging every request and response.
+    let out_off = run(make(off.path())
+        .env("OAUTH_TOKEN_PIPE_TEST_NO_MASK", "1")
+        .env("DEBUG", "true"));
     let on = tempfile::tempdir().unwrap();
     let out = run(&mut make(on.path()));
     assert_eq!(out.code, out_off.code, "mask on/off changed the outcome");
-    assert_no_leak(server, &out_off, "mask off");
+    assert_no_leak(server, &out_off, "mask off, DEBUG");
     assert_no_leak(server, &out, "mask on");
+    assert_no_identity_in_files(server, off.path());
+    assert_no_identity_in_files(server, on.path());
     (out, on)
+}
+
+/// The access token goes into the dotenv file and GitHub's step outputs by design; the
+/// identity token and GitHub's request token go into no file at all.
+fn assert_no_identity_in_files(server: &FakeOidc, dir: &Path) {
+    let mut secrets = server.minted();
+    secrets.push(server.github_request_token());
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{} holds an identity credential",
+                path.display()
+            );
+        }
+    }
 }
 
 fn claims_logged(out: &Run, iss: &str, sub_prefix: &str, aud: &str) {
