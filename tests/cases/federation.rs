@@ -90,15 +90,19 @@ fn dotenv(dir: &Path) -> String {
 }
 
 /// No identity token, GitHub request token or issued token anywhere in `out`.
-/// On GitHub the `::add-mask::` commands are the runner's masking protocol: the runner
-/// consumes them and never shows them, so they are the one place a secret may appear.
-fn assert_no_leak(server: &FakeOidc, out: &Run, label: &str) {
-    let all: String = out
-        .all()
+/// What a reader of the log sees: on GitHub the runner consumes `::add-mask::` commands.
+fn visible(out: &Run) -> String {
+    out.all()
         .lines()
         .filter(|l| !l.starts_with("::add-mask::"))
         .map(|l| format!("{l}\n"))
-        .collect();
+        .collect()
+}
+
+/// On GitHub the `::add-mask::` commands are the runner's masking protocol: the runner
+/// consumes them and never shows them, so they are the one place a secret may appear.
+fn assert_no_leak(server: &FakeOidc, out: &Run, label: &str) {
+    let all = visible(out);
     let mut secrets = server.minted();
     secrets.extend(server.issued());
     secrets.push(server.github_request_token());
@@ -924,5 +928,141 @@ fn readme_section_links_each_ci_and_sink_example() {
         "| Bitbucket Pipelines → Entra ID |",
     ] {
         assert!(section.contains(needle), "README section lacks {needle:?}");
+    }
+}
+
+#[test]
+fn a_kubernetes_style_token_file_is_read_when_used() {
+    let server = FakeOidc::start(Setup {
+        exchange_trust: vec![(GITLAB_ISS.into(), GITLAB_SUB.into())],
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    let make = |file: &Path| {
+        let mut cmd = bare(dir.path());
+        sink_env(&mut cmd, &server, dir.path());
+        exchange(&mut cmd, &server, "token_exchange");
+        cmd.env("OIDC_TOKEN_FILE", file).env("REUSE", "false");
+        cmd
+    };
+    // The kubelet rewrites the file with a trailing newline.
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n",
+            server.mint(Ci::GitLab, &["https://sts.example.test"])
+        ),
+    )
+    .unwrap();
+    let out = run(&mut make(&file));
+    out.expect_code(0)
+        .expect_log(&format!("Identity token from {}", file.display()));
+    assert_eq!(
+        server.requests_to(Route::Exchange)[0].form("subject_token"),
+        Some(server.minted()[0].clone())
+    );
+    assert_no_leak(&server, &out, "file");
+    run(&mut make(&dir.path().join("absent")))
+        .expect_code(2)
+        .expect_log("OIDC_TOKEN_FILE");
+}
+
+#[test]
+fn identity_faults_end_in_their_exit_code_without_a_leak() {
+    use crate::support::fake_oidc::Scripted;
+    let script = |route, status, body: &str| Scripted {
+        route,
+        status,
+        body: body.into(),
+    };
+    // (label, scripted replies, RETRIES, bad request token, exit, log, GitHub fetches)
+    let cases = [
+        (
+            "runner token refused",
+            vec![],
+            "0",
+            true,
+            5,
+            "answered HTTP 401",
+            1,
+        ),
+        (
+            "no value",
+            vec![script(Route::GitHubIdToken, 200, r#"{"count":0}"#)],
+            "0",
+            false,
+            5,
+            "without a token",
+            1,
+        ),
+        (
+            "not a JWT",
+            vec![script(
+                Route::GitHubIdToken,
+                200,
+                r#"{"value":"not-a-jwt-at-all"}"#,
+            )],
+            "0",
+            false,
+            2,
+            "does not hold an identity token (a JWT)",
+            1,
+        ),
+        (
+            "503 then fine",
+            vec![script(Route::GitHubIdToken, 503, r#"{"message":"busy"}"#)],
+            "1",
+            false,
+            0,
+            "Identity token from GitHub Actions",
+            2,
+        ),
+        (
+            "Entra 500",
+            vec![script(Route::Entra, 500, "{}")],
+            "0",
+            false,
+            5,
+            "HTTP 500",
+            1,
+        ),
+    ];
+    for (label, scripted, retries, bad_token, code, log, fetches) in cases {
+        let server = FakeOidc::start(Setup {
+            federated: vec![Federated::new(GITHUB_ISS, GITHUB_SUB)],
+            scripted,
+            ..Setup::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = bare(dir.path());
+        sink_env(&mut cmd, &server, dir.path());
+        entra(&mut cmd, &server);
+        source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+        cmd.env("RETRIES", retries);
+        if bad_token {
+            cmd.env(
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+                "ghrt-expired-runner-token",
+            );
+        }
+        let out = run(&mut cmd);
+        assert_eq!(out.code, Some(code), "{label}:\n{}", out.all());
+        out.expect_log(log);
+        assert_eq!(
+            server.requests_to(Route::GitHubIdToken).len(),
+            fetches,
+            "{label}"
+        );
+        let seen = visible(&out);
+        assert!(
+            !seen.contains("not-a-jwt-at-all"),
+            "{label}: the value is masked"
+        );
+        assert!(
+            !seen.contains("ghrt-expired-runner-token"),
+            "{label}:\n{seen}"
+        );
+        assert_no_leak(&server, &out, label);
     }
 }
