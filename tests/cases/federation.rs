@@ -1066,3 +1066,35 @@ fn identity_faults_end_in_their_exit_code_without_a_leak() {
         assert_no_leak(&server, &out, label);
     }
 }
+
+#[test]
+fn the_fake_fails_a_test_that_left_a_scripted_reply_unused() {
+    let unused = std::panic::catch_unwind(|| {
+        drop(FakeOidc::start(Setup {
+            scripted: vec![crate::support::fake_oidc::Scripted {
+                route: Route::Sts,
+                status: 500,
+                body: "{}".into(),
+            }],
+            ..Setup::default()
+        }));
+    });
+    assert!(
+        unused.is_err(),
+        "an unused scripted reply must fail the test"
+    );
+    // A handler's panic (here: a form the fake's Entra refuses to accept) fails it too.
+    let server = FakeOidc::start(Setup::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    entra(&mut cmd, &server);
+    // A scope without /.default never reaches the fake (exit 2); a client secret does, and
+    // the fake asserts a federated request has none of that: use the latter.
+    cmd.env("CLIENT_SECRET", "a-secret-the-fake-does-not-expect")
+        .env("CLIENT_AUTH", "client_secret_basic");
+    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let _ = run(&mut cmd);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(server)));
+    assert!(panicked.is_err(), "a handler panic must fail the test");
+}
