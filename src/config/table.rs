@@ -87,7 +87,7 @@ const fn platform(name: &'static str, doc: &'static str) -> Var {
 pub const VARIABLES: &[Var] = &[
     var("CLIENT_ID", "", Owner::Common, "The client ID (Bitbucket: the OAuth consumer's Key)."),
     secret(var("CLIENT_SECRET", "", Owner::Common, "The client secret (Bitbucket: the consumer's Secret), as a secured variable.")),
-    var("PROVIDER", "bitbucket", Owner::Common, "The token provider: bitbucket, oauth2, entra, auth0, okta or keycloak."),
+    var("PROVIDER", "bitbucket", Owner::Common, "The token provider: bitbucket, oauth2, entra, auth0, okta, keycloak, google or github-app."),
     var("OUTPUT_FILE", "oauth-token.env", Owner::Common, "The dotenv file to write."),
     var("TOKEN_VARIABLE", "BITBUCKET_ACCESS_TOKEN", Owner::Common, "The variable name used in the file."),
     var("REPOSITORY", "$BITBUCKET_REPO_FULL_NAME", BITBUCKET, "workspace/repo-slug read by the validation call."),

@@ -1098,3 +1098,25 @@ fn the_fake_fails_a_test_that_left_a_scripted_reply_unused() {
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(server)));
     assert!(panicked.is_err(), "a handler panic must fail the test");
 }
+
+/// `--help` (from the variable table) and the README's Variables table name every provider,
+/// `google` included.
+#[test]
+fn provider_docs_name_every_provider() {
+    let readme =
+        std::fs::read_to_string(format!("{}/README.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| PROVIDER |"))
+        .unwrap();
+    let doc = oauth_token_pipe::config::table::find("PROVIDER")
+        .unwrap()
+        .doc;
+    for id in oauth_token_pipe::provider::IDS {
+        assert!(
+            row.contains(&format!("`{id}`")),
+            "README PROVIDER row lacks {id}"
+        );
+        assert!(doc.contains(id), "the table's PROVIDER doc lacks {id}");
+    }
+}
