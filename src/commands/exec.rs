@@ -54,14 +54,19 @@ pub async fn exec(
         .args(&argv[1..])
         .env(variable, token.secret.expose_secret())
         .env(format!("{variable}_SCOPES"), token.scopes.join(","));
-    for name in table::secrets() {
+    // The table's credential variables, and the provider's run-time-named ones.
+    let secret_names: Vec<String> = table::secrets()
+        .map(str::to_owned)
+        .chain(config.provider.secret_variables())
+        .collect();
+    for name in &secret_names {
         command.env_remove(name).env_remove(format!("INPUT_{name}"));
     }
     match token.expiry.at() {
         Some(at) => command.env(format!("{variable}_EXPIRES_AT"), format_time(at)),
         None => command.env_remove(format!("{variable}_EXPIRES_AT")),
     };
-    scrub_own_environment();
+    scrub_own_environment(&secret_names);
     let mut child = command.spawn().map_err(|e| match e.kind() {
         ErrorKind::NotFound => Error::Spawn(
             Exit::CommandNotFound,
@@ -133,8 +138,9 @@ unsafe extern "C" {
 /// NUL bytes. `/proc/PID/environ` shows the block the kernel set up at exec, not the C
 /// library's list, so removing a variable would not hide it; overwriting its bytes does.
 /// The program has already copied the environment it needs.
-fn scrub_own_environment() {
-    let names: Vec<String> = table::secrets()
+fn scrub_own_environment(secret_names: &[String]) {
+    let names: Vec<String> = secret_names
+        .iter()
         .flat_map(|n| [format!("{n}="), format!("INPUT_{n}=")])
         .collect();
     // SAFETY: `environ` is the C library's NULL-terminated array of NUL-terminated strings;

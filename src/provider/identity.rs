@@ -258,6 +258,16 @@ impl Identity {
         Ok((SecretString::from(token), claims))
     }
 
+    /// The variable holding the identity token, when it is one: GitLab's is named by
+    /// OIDC_TOKEN_VARIABLE, so the table cannot list it, and `exec`'s child must not get it
+    /// (it did; found by tests/cases/federation.rs).
+    pub fn secret_variable(&self) -> Option<String> {
+        match &self.source {
+            Source::Variable { name, .. } => Some(name.clone()),
+            _ => None,
+        }
+    }
+
     /// Who the identity token speaks for, for the reuse key (issue 14: reuse is keyed by the
     /// token's `sub` too, or another branch's job sharing the output folder would be handed
     /// this one's token — found by tests/cases/federation.rs). A variable or file is decoded

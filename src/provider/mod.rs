@@ -95,6 +95,13 @@ pub trait Provider: fmt::Debug {
     /// before anything else is logged.
     fn register_secrets(&self, log: &mut Reporter);
 
+    /// Variables holding credentials under names known only at run time (GitLab's
+    /// `id_tokens:` picks the identity token's): `exec` takes them out of its child's
+    /// environment as it does the table's secrets.
+    fn secret_variables(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Requests a new token.
     fn fetch<'a>(&'a self, http: &'a Http, log: &'a mut Reporter) -> Fut<'a, Result<Token, Error>>;
 

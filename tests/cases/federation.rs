@@ -1120,3 +1120,66 @@ fn provider_docs_name_every_provider() {
         assert!(doc.contains(id), "the table's PROVIDER doc lacks {id}");
     }
 }
+
+/// `exec`'s child gets the access token, never the identity material it was traded for:
+/// GitHub's request token, Bitbucket's step token, GitLab's token under any name.
+#[test]
+fn exec_child_never_sees_the_identity_token() {
+    let server = FakeOidc::start(Setup {
+        exchange_trust: vec![
+            (GITHUB_ISS.into(), GITHUB_SUB.into()),
+            (GITLAB_ISS.into(), GITLAB_SUB.into()),
+            (
+                BITBUCKET_ISS.into(),
+                format!("{}:*", fake_oidc::BITBUCKET_REPO_UUID),
+            ),
+        ],
+        ..Setup::default()
+    });
+    for from in [From::GitHub, From::Bitbucket, From::GitLab] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = bare(dir.path());
+        sink_env(&mut cmd, &server, dir.path());
+        exchange(&mut cmd, &server, "token_exchange");
+        source(
+            &mut cmd,
+            &server,
+            dir.path(),
+            from,
+            &["https://sts.example.test"],
+        );
+        if matches!(from, From::GitLab) {
+            // The name `id_tokens:` chose, which no table can list.
+            cmd.env_remove("OIDC_TOKEN")
+                .env("OIDC_TOKEN_VARIABLE", "STS_ID_TOKEN")
+                .env(
+                    "STS_ID_TOKEN",
+                    server.mint(Ci::GitLab, &["https://sts.example.test"]),
+                );
+        }
+        cmd.env_remove("OUTPUT_FILE").args([
+            "exec",
+            "--",
+            "sh",
+            "-c",
+            "env > child-env; tr '\\000' '\\n' < /proc/$PPID/environ > parent-env",
+        ]);
+        run(&mut cmd).expect_code(0);
+        // What the child can read: its own environment and the pipe's (/proc/$PPID/environ).
+        let parent = std::fs::read_to_string(dir.path().join("parent-env")).unwrap();
+        assert!(
+            parent.contains("TOKEN_URL="),
+            "the pipe's environment was read"
+        );
+        let env = std::fs::read_to_string(dir.path().join("child-env")).unwrap() + &parent;
+        let mut secrets = server.minted();
+        secrets.push(server.github_request_token());
+        for secret in secrets {
+            assert!(
+                !env.contains(&secret),
+                "{from:?}: the exec child got identity material:\n{env}"
+            );
+        }
+        assert!(env.contains(server.issued().last().unwrap()));
+    }
+}

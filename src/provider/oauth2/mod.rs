@@ -335,6 +335,14 @@ impl Provider for OAuth2 {
         }
     }
 
+    fn secret_variables(&self) -> Vec<String> {
+        self.identity
+            .as_ref()
+            .and_then(|i| i.secret_variable())
+            .into_iter()
+            .collect()
+    }
+
     fn fetch<'a>(&'a self, http: &'a Http, log: &'a mut Reporter) -> Fut<'a, Result<Token, Error>> {
         Box::pin(grant::request(self, http, log))
     }
