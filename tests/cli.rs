@@ -20,6 +20,7 @@ mod cases {
     mod pipe_answers;
     mod pipe_yml;
     mod release;
+    mod round_trips;
     mod security_files;
     mod security_leaks;
 }
