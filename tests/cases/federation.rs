@@ -1183,3 +1183,29 @@ fn exec_child_never_sees_the_identity_token() {
         assert!(env.contains(server.issued().last().unwrap()));
     }
 }
+
+/// With VALIDATE left at its default, Entra's discovery and keys validate the token; its
+/// discovery lists `private_key_jwt`, which a federated assertion is, so there is no
+/// warning that CLIENT_AUTH is unsupported.
+#[test]
+fn entra_federated_validates_through_discovery_without_a_false_warning() {
+    let server = FakeOidc::start(Setup {
+        federated: vec![Federated::new(GITHUB_ISS, GITHUB_SUB)],
+        ..Setup::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    entra(&mut cmd, &server);
+    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    cmd.env_remove("VALIDATE_URL");
+    let out = run(&mut cmd);
+    out.expect_code(0).expect_log("/discovery/v2.0/keys");
+    assert!(
+        !out.all().contains("and not CLIENT_AUTH"),
+        "a false warning:\n{}",
+        out.all()
+    );
+    assert_eq!(server.requests_to(Route::EntraMeta).len(), 2);
+    assert_no_leak(&server, &out, "entra discovery");
+}

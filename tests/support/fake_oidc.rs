@@ -87,6 +87,8 @@ pub enum Route {
     GitHubIdToken,
     /// The Entra token endpoint.
     Entra,
+    /// Entra's discovery document and keys.
+    EntraMeta,
     /// The RFC 8693 / RFC 7523 endpoint.
     Exchange,
     /// Google's STS.
@@ -233,6 +235,9 @@ struct Keys {
     rsa: PrivateKey,
     ec: PrivateKey,
     jwks: Value,
+    /// Entra's own signing key (another test-only RSA key) and its key set.
+    entra: PrivateKey,
+    entra_jwks: Value,
 }
 
 struct State {
@@ -341,7 +346,17 @@ fn keys() -> Keys {
         {"kty": "EC", "alg": "ES256", "use": "sig", "kid": "ci-ec-1", "crv": "P-256",
          "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])},
     ]});
-    Keys { rsa, ec, jwks }
+    let entra = PrivateKey::load(&crate::support::fake_github::key("other-pkcs1.pem")).unwrap();
+    let (n, e) = rsa_n_e(&entra.public_key());
+    let entra_jwks = json!({"keys": [{"kty": "RSA", "use": "sig", "kid": "entra-1",
+        "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e)}]});
+    Keys {
+        rsa,
+        ec,
+        jwks,
+        entra,
+        entra_jwks,
+    }
 }
 
 /// Verifies a compact JWS against `jwks`, returning its header and claims.
@@ -728,6 +743,10 @@ fn route(path: &str) -> Route {
         Route::GitHubIdToken
     } else if path == format!("/entra/{TENANT}/oauth2/v2.0/token") {
         Route::Entra
+    } else if path == format!("/entra/{TENANT}/v2.0/.well-known/openid-configuration")
+        || path == format!("/entra/{TENANT}/discovery/v2.0/keys")
+    {
+        Route::EntraMeta
     } else if path == "/exchange/token" {
         Route::Exchange
     } else if path == "/sts/v1/token" {
@@ -746,6 +765,31 @@ fn respond(state: &mut State, request: &Request) -> (u16, String) {
         Route::Issuer => (200, state.keys.jwks.to_string()),
         Route::GitHubIdToken => github(state, request),
         Route::Entra => entra(state, request),
+        Route::EntraMeta if request.path.ends_with("/keys") => {
+            (200, state.keys.entra_jwks.to_string())
+        }
+        Route::EntraMeta => {
+            // Entra's discovery document, as login.microsoftonline.com serves it.
+            let base = format!(
+                "https://{}/entra/{TENANT}",
+                request.header("host").unwrap_or_default()
+            );
+            (
+                200,
+                json!({
+                    "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+                    "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+                    "jwks_uri": format!("{base}/discovery/v2.0/keys"),
+                    "response_modes_supported": ["query", "fragment", "form_post"],
+                    "subject_types_supported": ["pairwise"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "issuer": format!("{base}/v2.0"),
+                    "request_uri_parameter_supported": false,
+                    "tenant_region_scope": "EU",
+                })
+                .to_string(),
+            )
+        }
         Route::Exchange => exchange(state, request),
         Route::Sts => sts(state, request),
         Route::Iam => iam(state, request),
@@ -966,7 +1010,30 @@ fn entra(state: &mut State, request: &Request) -> (u16, String) {
         return (400, body);
     }
     let expires_in = state.setup.expires_in;
-    let token = access_token(state, "eyJ0eXAiOiJKV1QiLCJub25jZSI6");
+    // A v1.0 access token for the API the scope names, signed with Entra's key.
+    let t = now();
+    let resource = form("scope").trim_end_matches("/.default").to_owned();
+    let token = state
+        .keys
+        .entra
+        .sign(
+            Alg::Rs256,
+            Header {
+                kid: Some("entra-1"),
+                x5t_s256: None,
+            },
+            &json!({
+                "aud": resource, "iss": format!("https://sts.windows.net/{TENANT}/"),
+                "iat": t, "nbf": t, "exp": t + expires_in, "appid": ENTRA_CLIENT,
+                "idtyp": "app", "oid": uuid_plain(), "roles": ["Deploy.All"],
+                "sub": uuid_plain(), "tid": TENANT, "ver": "1.0",
+                "xms_ficiss": iss, "xms_ficsub": sub,
+            }),
+        )
+        .unwrap()
+        .expose_secret()
+        .to_owned();
+    state.issued.push(token.clone());
     (
         200,
         json!({"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in, "access_token": token}).to_string(),

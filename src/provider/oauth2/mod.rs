@@ -174,7 +174,14 @@ impl OAuth2 {
         }
         let found = discovery::discover(issuer, self.profile == Profile::Entra, http, log).await?;
         if let Some(methods) = &found.auth_methods {
-            if !methods.iter().any(|m| m == self.method.id()) {
+            // A federated assertion is a client assertion like private_key_jwt's, and RFC 8414
+            // has no other name for it: Entra lists private_key_jwt, and warning that
+            // `federated` is unsupported was false (found by tests/cases/federation.rs).
+            let listed_as = match self.method {
+                ClientAuthMethod::Federated => ClientAuthMethod::PrivateKeyJwt.id(),
+                method => method.id(),
+            };
+            if !methods.iter().any(|m| m == listed_as) {
                 log.warn(format!(
                     "The server lists client authentication methods {} and not CLIENT_AUTH ({}); if the token request is refused, set CLIENT_AUTH to one of them.",
                     methods.join(", "),
