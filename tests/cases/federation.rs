@@ -1209,3 +1209,22 @@ fn entra_federated_validates_through_discovery_without_a_false_warning() {
     assert_eq!(server.requests_to(Route::EntraMeta).len(), 2);
     assert_no_leak(&server, &out, "entra discovery");
 }
+
+#[test]
+fn sts_unknown_pool_provider_names_workload_identity_provider() {
+    let server = FakeOidc::start(Setup::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = bare(dir.path());
+    sink_env(&mut cmd, &server, dir.path());
+    google(&mut cmd, &server);
+    let other = "projects/123456789/locations/global/workloadIdentityPools/ci/providers/gone";
+    cmd.env("WORKLOAD_IDENTITY_PROVIDER", other)
+        .env("OIDC_AUDIENCE", fake_oidc::google_default_audience());
+    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let out = run(&mut cmd);
+    out.expect_code(3)
+        .expect_log("invalid_target")
+        .expect_log("does not know the pool provider WORKLOAD_IDENTITY_PROVIDER names");
+    assert!(!out.all().contains("Check RESOURCE"));
+    assert_no_leak(&server, &out, "invalid_target");
+}

@@ -386,6 +386,18 @@ async fn impersonate(
     Ok(Token::new(token, Expiry::At(at), scope))
 }
 
+/// Google's STS errors that are not a federation mismatch; `invalid_target` got the generic
+/// "Check RESOURCE" hint, which PROVIDER=google does not even read (found by
+/// tests/cases/federation.rs).
+pub(super) fn google_hint(code: &str) -> Option<&'static str> {
+    match code {
+        "invalid_target" => Some(
+            "Google's STS does not know the pool provider WORKLOAD_IDENTITY_PROVIDER names, or it is disabled or deleted: check its full name (projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/POOL/providers/PROVIDER, with the project's number, not its ID) and that the provider is enabled.",
+        ),
+        _ => None,
+    }
+}
+
 /// Whether `error` says the federated credential did not match.
 pub(super) fn is_federation_refusal(error: &OAuthError, codes: &[u64]) -> bool {
     codes.iter().any(|c| ENTRA_FEDERATION.contains(c))

@@ -96,7 +96,9 @@ impl Profile {
             Profile::Auth0 => auth0(&error.code, &d),
             Profile::Okta => okta(&error.code, &d, method),
             Profile::Keycloak => keycloak(&d),
-            Profile::Generic | Profile::Google => None,
+            // Google's STS errors that are not a trust mismatch (grant.rs owns Google).
+            Profile::Google => super::grant::google_hint(&error.code),
+            Profile::Generic => None,
         };
         if let Some(hint) = specific {
             return hint.to_owned();
