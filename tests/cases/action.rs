@@ -54,7 +54,9 @@ fn every_input_is_handled_by_the_program_and_mapped_explicitly() {
         .filter(|i| action["inputs"][i.as_str()]["required"].as_bool() == Some(true))
         .cloned()
         .collect();
-    assert_eq!(required, ["client_id", "client_secret"]);
+    // Which inputs a run needs depends on PROVIDER (github-app and federated runs pass no
+    // secret); the program checks them itself, so action.yml marks none required.
+    assert!(required.is_empty(), "{required:?}");
 }
 
 #[test]
