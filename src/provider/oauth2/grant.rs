@@ -176,49 +176,8 @@ async fn attempt(p: &OAuth2, http: &Http, log: &mut Reporter) -> Result<Token, R
         p.method.id()
     ));
     let subject = identity.as_ref().map(|(t, _)| t);
-    let mut form = match p.grant {
-        Grant::ClientCredentials => vec![Field::public("grant_type", "client_credentials")],
-        Grant::TokenExchange => {
-            let subject =
-                subject.ok_or_else(|| Error::provider("no identity token to exchange"))?;
-            let mut form = vec![
-                Field::public(
-                    "grant_type",
-                    "urn:ietf:params:oauth:grant-type:token-exchange",
-                ),
-                Field::secret("subject_token", subject),
-                Field::public("subject_token_type", p.token_types.0.clone()),
-            ];
-            if let Some(requested) = &p.token_types.1 {
-                form.push(Field::public("requested_token_type", requested.clone()));
-            }
-            form
-        }
-        Grant::JwtBearer => {
-            let subject =
-                subject.ok_or_else(|| Error::provider("no identity token for the JWT grant"))?;
-            vec![
-                Field::public("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-                Field::secret("assertion", subject),
-            ]
-        }
-    };
-    if !p.scope.is_empty() {
-        form.push(Field::public("scope", p.scope.join(" ")));
-    } else if p.profile == Profile::Google {
-        // Google's STS wants a scope for an access token; without SCOPE the request went out
-        // with none (found by tests/cases/federation.rs). cloud-platform is what
-        // google-github-actions/auth sends.
-        form.push(Field::public("scope", CLOUD_PLATFORM));
-    }
-    if let Some(audience) = &p.audience {
-        form.push(Field::public("audience", audience.clone()));
-    }
-    form.extend(
-        p.resources
-            .iter()
-            .map(|r| Field::public("resource", r.clone())),
-    );
+    let mut form = grant_fields(p, subject)?;
+    form.extend(parameters(p));
     let (auth, fields) = client_fields(p, &url, subject, log)?;
     form.extend(fields);
     let call = Call {
@@ -250,6 +209,75 @@ async fn attempt(p: &OAuth2, http: &Http, log: &mut Reporter) -> Result<Token, R
             Retry::No(error)
         });
     }
+    let token = issued(p, &url, &response, sent_at, log)?;
+    match &p.impersonation {
+        Some(_) => Ok(impersonate(p, &token, http, log).await?),
+        None => Ok(token),
+    }
+}
+
+/// `grant_type` and what the grant itself carries.
+fn grant_fields(p: &OAuth2, subject: Option<&SecretString>) -> Result<Vec<Field>, Error> {
+    Ok(match p.grant {
+        Grant::ClientCredentials => vec![Field::public("grant_type", "client_credentials")],
+        Grant::TokenExchange => {
+            let subject =
+                subject.ok_or_else(|| Error::provider("no identity token to exchange"))?;
+            let mut form = vec![
+                Field::public(
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                Field::secret("subject_token", subject),
+                Field::public("subject_token_type", p.token_types.0.clone()),
+            ];
+            if let Some(requested) = &p.token_types.1 {
+                form.push(Field::public("requested_token_type", requested.clone()));
+            }
+            form
+        }
+        Grant::JwtBearer => {
+            let subject =
+                subject.ok_or_else(|| Error::provider("no identity token for the JWT grant"))?;
+            vec![
+                Field::public("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+                Field::secret("assertion", subject),
+            ]
+        }
+    })
+}
+
+/// `scope`, `audience` and `resource`, as configured.
+fn parameters(p: &OAuth2) -> Vec<Field> {
+    let mut form = Vec::new();
+    if !p.scope.is_empty() {
+        form.push(Field::public("scope", p.scope.join(" ")));
+    } else if p.profile == Profile::Google {
+        // Google's STS wants a scope for an access token; without SCOPE the request went out
+        // with none (found by tests/cases/federation.rs). cloud-platform is what
+        // google-github-actions/auth sends.
+        form.push(Field::public("scope", CLOUD_PLATFORM));
+    }
+    if let Some(audience) = &p.audience {
+        form.push(Field::public("audience", audience.clone()));
+    }
+    form.extend(
+        p.resources
+            .iter()
+            .map(|r| Field::public("resource", r.clone())),
+    );
+    form
+}
+
+/// The token in a successful answer, checked (and for token exchange its
+/// `issued_token_type`).
+fn issued(
+    p: &OAuth2,
+    url: &Url,
+    response: &crate::http::Response,
+    sent_at: SystemTime,
+    log: &mut Reporter,
+) -> Result<Token, Error> {
     let malformed = |problem: String| {
         Error::provider(format!(
             "The token endpoint {url} answered HTTP {} with a malformed token response: {problem}.",
@@ -269,9 +297,9 @@ async fn attempt(p: &OAuth2, http: &Http, log: &mut Reporter) -> Result<Token, R
                 quote_remote(kind, 100)
             )),
             None => {
-                return Err(Retry::No(malformed(
+                return Err(malformed(
                     "it has no issued_token_type, which RFC 8693 §2.2.1 requires".into(),
-                )));
+                ));
             }
         }
     }
@@ -283,11 +311,7 @@ async fn attempt(p: &OAuth2, http: &Http, log: &mut Reporter) -> Result<Token, R
             p.scope.clone()
         }
     };
-    let token = Token::new(&issued.access_token, issued.expiry, scopes);
-    match &p.impersonation {
-        Some(_) => Ok(impersonate(p, &token, http, log).await?),
-        None => Ok(token),
-    }
+    Ok(Token::new(&issued.access_token, issued.expiry, scopes))
 }
 
 fn entra_codes(body: &[u8]) -> Vec<u64> {
