@@ -20,12 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// The API's path prefix (GHES: `https://HOST/api/v3`).
 pub const API_PREFIX: &str = "/api/v3";
@@ -329,38 +327,12 @@ impl Drop for FakeGitHub {
 }
 
 fn certificates() -> (String, rustls::ServerConfig) {
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "fake GitHub test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("leaf params");
-    leaf.distinguished_name
-        .push(DnType::CommonName, "fake github");
-    let leaf = leaf.signed_by(&leaf_key, &issuer).expect("leaf cert");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocols")
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![
-            CertificateDer::from(leaf.der().to_vec()),
-            CertificateDer::from(ca_cert.der().to_vec()),
-        ],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-    )
-    .expect("server config");
-    (ca_cert.pem(), config)
+    crate::support::server::tls::certificates(&crate::support::server::tls::Names {
+        ca: "fake GitHub test CA",
+        leaf: Some("fake github"),
+        hosts: &["localhost", "127.0.0.1"],
+        expired: false,
+    })
 }
 
 async fn serve(

@@ -12,6 +12,7 @@ use std::process::Output;
 use assert_cmd::Command;
 
 pub use fake::FakeBitbucket;
+pub use fake::server;
 
 /// The reuse fingerprint the program records for `key`: the first 16 hex digits of its
 /// SHA-256, computed here independently of the program's own code.

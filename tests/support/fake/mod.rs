@@ -21,6 +21,8 @@ mod bitbucket;
 mod git;
 mod http;
 mod reply;
+#[path = "../server/mod.rs"]
+pub mod server;
 #[cfg(test)]
 mod tests;
 mod tls;

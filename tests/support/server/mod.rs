@@ -1,0 +1,9 @@
+//! The machinery the four fakes (Bitbucket, GitHub, OAuth, OIDC) share: each is a real HTTPS
+//! server on 127.0.0.1:0 with its own CA made at run time.
+//!
+//! - `tls.rs`: a fresh CA and the leaf it signs for given names.
+//!
+//! The Bitbucket fake includes this folder (`#[path]`) so that the examples, which include
+//! that fake alone, build it too; the other fakes reach it as `crate::support::server`.
+
+pub mod tls;
