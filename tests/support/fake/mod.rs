@@ -11,15 +11,15 @@
 //!
 //! - `mod.rs`: [`FakeBitbucket`] (start, URLs, recorded requests, the drop check), [`Setup`].
 //! - `tls.rs`: the run's CA and the certificates the fake presents ([`Cert`]).
-//! - `reply.rs`: [`Reply`], [`Fault`], the scripted queue, writing a reply to the socket.
-//! - `http.rs`: the accept loop, connections, request parsing ([`Request`]).
+//! - `reply.rs`: the scripted queue of [`Reply`]s.
+//! - `../server/`: what the four fakes share: the CA, the accept loop on its own thread,
+//!   request parsing ([`Request`]), writing a [`Reply`] (with its [`Fault`]), the drop check.
 //! - `bitbucket.rs`: the token endpoint and the API, with Bitbucket's exact bodies.
 //! - `git.rs`: git's smart HTTP through `git http-backend`, for the credential helper.
 //! - `tests.rs`: the drop check, proved.
 
 mod bitbucket;
 mod git;
-mod http;
 mod reply;
 #[path = "../server/mod.rs"]
 pub mod server;
@@ -27,17 +27,14 @@ pub mod server;
 mod tests;
 mod tls;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-use tokio_rustls::TlsAcceptor;
 
 // Bitbucket's exact bodies, TOKEN_PATH and jwt_like, as `fake::EXPIRED` etc.: a glob, so
 // that a body no test names yet stays reachable without an unused-import warning.
 pub use bitbucket::*;
-pub use http::Request;
 pub use reply::{Fault, Reply};
+pub use server::http::Request;
 pub use tls::Cert;
 
 /// How the fake behaves when a reply is not scripted.
@@ -94,10 +91,6 @@ struct State {
     token_replies: reply::Script,
     api_replies: reply::Script,
     requests: Vec<Request>,
-    /// Messages of handler tasks that panicked.
-    panics: Vec<String>,
-    /// TLS connections accepted so far.
-    connections: usize,
 }
 
 /// The state, even after a handler panicked holding it: the panic is reported on drop, and
@@ -111,12 +104,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 /// A running fake Bitbucket. Dropping it stops the server and checks that every scripted
 /// reply was used and no handler panicked.
 pub struct FakeBitbucket {
-    addr: SocketAddr,
+    server: server::http::Server,
     state: Arc<Mutex<State>>,
-    ca_file: PathBuf,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FakeBitbucket {
@@ -127,53 +116,29 @@ impl FakeBitbucket {
 
     /// Starts a fake that behaves as `setup` says.
     pub fn start(setup: Setup) -> FakeBitbucket {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (ca_pem, server_config) = tls::certificates(&setup.cert);
-        let ca_file = dir.path().join("fake-bitbucket-ca.pem");
-        std::fs::write(&ca_file, ca_pem).expect("write CA");
+        let tls = tls::certificates(&setup.cert);
         let state = Arc::new(Mutex::new(State {
             token_replies: reply::Script::new(&setup.token_replies),
             api_replies: reply::Script::new(&setup.api_replies),
             setup,
             requests: Vec::new(),
-            panics: Vec::new(),
-            connections: 0,
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread_state = state.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(http::serve(
-                listener,
-                TlsAcceptor::from(Arc::new(server_config)),
-                thread_state,
-                stopped,
-            ));
-        });
-        FakeBitbucket {
-            addr,
-            state,
-            ca_file,
-            _dir: dir,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        let handler_state = state.clone();
+        let server =
+            server::http::Server::start("bitbucket", tls, Some("fake-bitbucket"), move |request| {
+                bitbucket::handle(&handler_state, request)
+            });
+        FakeBitbucket { server, state }
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.addr.port())
+        self.server.base()
     }
 
     /// The fake under the name `fake.test`, which only the test proxy resolves.
     pub fn base_by_name(&self) -> String {
-        format!("https://fake.test:{}", self.addr.port())
+        format!("https://fake.test:{}", self.server.port())
     }
 
     /// The TOKEN_URL for this fake.
@@ -188,7 +153,7 @@ impl FakeBitbucket {
 
     /// The PEM file of the CA that signed the fake's certificate (for CA_BUNDLE).
     pub fn ca_file(&self) -> &Path {
-        &self.ca_file
+        self.server.ca_file()
     }
 
     /// The setup it runs with.
@@ -198,7 +163,7 @@ impl FakeBitbucket {
 
     /// How many TLS connections it accepted.
     pub fn connections(&self) -> usize {
-        lock(&self.state).connections
+        self.server.connections()
     }
 
     /// Every request received, in order.
@@ -221,65 +186,25 @@ impl FakeBitbucket {
             .filter(|r| r.path.starts_with("/2.0/"))
             .count()
     }
-
-    /// What went wrong on the server's side: unused scripted replies, handler panics.
-    fn problems(&self, thread: Option<String>) -> Vec<String> {
-        let state = lock(&self.state);
-        let mut problems = Vec::new();
-        for (endpoint, script) in [
-            ("token endpoint", &state.token_replies),
-            ("API", &state.api_replies),
-        ] {
-            let unused = script.unused();
-            if !unused.is_empty() {
-                problems.push(format!(
-                    "scripted {endpoint} replies never used: {} ({}). The program made fewer \
-                     requests than the test scripted: script only the replies it uses, and \
-                     assert the request count",
-                    unused.len(),
-                    unused.join(", ")
-                ));
-            }
-        }
-        problems.extend(
-            state
-                .panics
-                .iter()
-                .map(|message| format!("a handler panicked: {message}")),
-        );
-        problems.extend(thread.map(|message| format!("the server thread panicked: {message}")));
-        if !problems.is_empty() {
-            let received: Vec<String> = state
-                .requests
-                .iter()
-                .map(|r| format!("{} {}", r.method, r.path))
-                .collect();
-            problems.push(format!("requests received: {received:?}"));
-        }
-        problems
-    }
 }
 
 impl Drop for FakeBitbucket {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let thread = self
-            .thread
-            .take()
-            .and_then(|thread| thread.join().err())
-            .map(http::panic_message);
-        let problems = self.problems(thread);
-        if problems.is_empty() {
-            return;
-        }
-        let report = format!("fake Bitbucket: {}", problems.join("\n  "));
-        // A second panic while the test is already failing would abort the whole run.
-        if std::thread::panicking() {
-            eprintln!("{report}");
-        } else {
-            panic!("{report}");
-        }
+        let panics = self.server.stop();
+        let state = lock(&self.state);
+        let mut problems: Vec<String> = [
+            ("token endpoint", &state.token_replies),
+            ("API", &state.api_replies),
+        ]
+        .into_iter()
+        .filter_map(|(endpoint, script)| server::check::unused(endpoint, &script.unused()))
+        .collect();
+        problems.extend(panics);
+        let received = state
+            .requests
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        server::check::report("Bitbucket", problems, received);
     }
 }

@@ -1,14 +1,20 @@
-//! The fake's HTTP/1.1 over TLS: the accept loop, one task per connection, request parsing
-//! (Content-Length and chunked bodies) and the record of handler panics.
+//! HTTP/1.1 over TLS for the fakes: a [`Server`] on 127.0.0.1:0 running on its own thread
+//! and current-thread runtime (so a test can block on the binary while it answers), the
+//! accept loop, one task per connection, request parsing (Content-Length and chunked bodies)
+//! and the record of handler panics.
 
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 
-use super::{State, bitbucket, lock, reply};
+use super::reply::{self, Reply};
 
 /// What the fake received.
 #[derive(Clone, Debug)]
@@ -24,9 +30,9 @@ pub struct Request {
     /// Which connection it came on (1 for the first the fake accepted).
     pub connection: usize,
     /// When that connection's TLS handshake completed.
-    pub connected_at: std::time::Instant,
+    pub connected_at: Instant,
     /// When the request had been read whole.
-    pub received_at: std::time::Instant,
+    pub received_at: Instant,
 }
 
 impl Request {
@@ -39,13 +45,146 @@ impl Request {
     }
 }
 
+/// A fake's answer to each request. It runs on the server's thread; a panic in it closes the
+/// connection and is reported by [`Server::stop`].
+type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+
+/// What the server thread records for the test.
+#[derive(Default)]
+struct Record {
+    /// TLS connections accepted so far.
+    connections: usize,
+    /// Messages of connection tasks that panicked.
+    panics: Vec<String>,
+}
+
+/// The record, even after a task panicked holding it.
+fn lock(record: &Mutex<Record>) -> MutexGuard<'_, Record> {
+    record
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running HTTPS server on 127.0.0.1. Dropping it stops it; [`Server::stop`] stops it and
+/// says what went wrong on its side.
+pub struct Server {
+    addr: SocketAddr,
+    record: Arc<Mutex<Record>>,
+    ca_file: PathBuf,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts serving with `tls` (the CA's PEM and the server configuration, from
+    /// [`super::tls::certificates`]); the CA is written to `fake-{name}-ca.pem`. Each reply
+    /// carries a `Server: {server}` header when `server` is given.
+    pub fn start(
+        name: &str,
+        tls: (String, rustls::ServerConfig),
+        server: Option<&'static str>,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Server {
+        let (ca_pem, config) = tls;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_file = dir.path().join(format!("fake-{name}-ca.pem"));
+        std::fs::write(&ca_file, ca_pem).expect("write CA");
+        let record = Arc::new(Mutex::new(Record::default()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread_record = record.clone();
+        let handler: Handler = Arc::new(handler);
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(serve(
+                listener,
+                TlsAcceptor::from(Arc::new(config)),
+                Connections {
+                    record: thread_record,
+                    handler,
+                    server,
+                },
+                stopped,
+            ));
+        });
+        Server {
+            addr,
+            record,
+            ca_file,
+            _dir: dir,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port())
+    }
+
+    /// The PEM file of the CA that signed the server's certificate (for CA_BUNDLE).
+    pub fn ca_file(&self) -> &Path {
+        &self.ca_file
+    }
+
+    /// How many TLS connections it accepted.
+    pub fn connections(&self) -> usize {
+        lock(&self.record).connections
+    }
+
+    /// Stops the server and returns what went wrong on its side: handler and server-thread
+    /// panics, for the fake's drop check ([`super::check`]).
+    pub fn stop(&mut self) -> Vec<String> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let thread = self
+            .thread
+            .take()
+            .and_then(|thread| thread.join().err())
+            .map(panic_message);
+        let mut problems: Vec<String> = lock(&self.record)
+            .panics
+            .drain(..)
+            .map(|message| format!("a handler panicked: {message}"))
+            .collect();
+        problems.extend(thread.map(|message| format!("the server thread panicked: {message}")));
+        problems
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What every connection task shares.
+#[derive(Clone)]
+struct Connections {
+    record: Arc<Mutex<Record>>,
+    handler: Handler,
+    server: Option<&'static str>,
+}
+
 /// Accepts connections until `stopped` fires. A connection task that panics is recorded in
-/// `state.panics`, for the fake's drop check: tokio would otherwise swallow the panic and the
-/// client would only see a closed connection, which a retrying client survives.
-pub(super) async fn serve(
+/// the record's panics, for the fake's drop check: tokio would otherwise swallow the panic and
+/// the client would only see a closed connection, which a retrying client survives.
+async fn serve(
     listener: std::net::TcpListener,
     tls: TlsAcceptor,
-    state: Arc<Mutex<State>>,
+    shared: Connections,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
     let listener = TcpListener::from_std(listener).expect("tokio listener");
@@ -54,23 +193,23 @@ pub(super) async fn serve(
         tokio::select! {
             _ = &mut stopped => break,
             Some(done) = connections.join_next(), if !connections.is_empty() => {
-                record_panic(&state, done);
+                record_panic(&shared.record, done);
             }
             accepted = listener.accept() => {
                 let Ok((socket, _)) = accepted else { continue };
-                // Bitbucket's servers answer without Nagle delays; without this a TLS flight
+                // Real servers answer without Nagle delays; without this a TLS flight
                 // written in two parts can stall 40 ms on loopback's delayed ACK.
                 let _ = socket.set_nodelay(true);
                 let tls = tls.clone();
-                let state = state.clone();
+                let shared = shared.clone();
                 connections.spawn(async move {
                     if let Ok(stream) = tls.accept(socket).await {
                         let id = {
-                            let mut state = lock(&state);
-                            state.connections += 1;
-                            state.connections
+                            let mut record = lock(&shared.record);
+                            record.connections += 1;
+                            record.connections
                         };
-                        connection(stream, state, id, std::time::Instant::now()).await;
+                        connection(stream, shared, id, Instant::now()).await;
                     }
                 });
             }
@@ -79,22 +218,22 @@ pub(super) async fn serve(
     // Connections still open (a Hang reply, a client that keeps its connection) are
     // cancelled when the set drops; those that already ended are checked.
     while let Some(done) = connections.try_join_next() {
-        record_panic(&state, done);
+        record_panic(&shared.record, done);
     }
 }
 
-fn record_panic(state: &Mutex<State>, done: Result<(), tokio::task::JoinError>) {
+fn record_panic(record: &Mutex<Record>, done: Result<(), tokio::task::JoinError>) {
     match done {
         Err(error) if error.is_panic() => {
             let message = panic_message(error.into_panic());
-            lock(state).panics.push(message);
+            lock(record).panics.push(message);
         }
         _ => {}
     }
 }
 
 /// The text of a panic payload.
-pub(super) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -105,9 +244,9 @@ pub(super) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 /// Serves HTTP/1.1 requests on one connection until the client closes it.
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    state: Arc<Mutex<State>>,
+    shared: Connections,
     id: usize,
-    connected_at: std::time::Instant,
+    connected_at: Instant,
 ) {
     let mut buffer = Vec::new();
     loop {
@@ -116,8 +255,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         };
         request.connection = id;
         request.connected_at = connected_at;
-        let reply = bitbucket::handle(&state, &request);
-        if !reply::send(&mut stream, &reply).await {
+        let reply = (shared.handler)(&request);
+        if !reply::send(&mut stream, &reply, shared.server).await {
             return;
         }
         if request
@@ -183,8 +322,8 @@ async fn read_request<S: AsyncRead + Unpin>(
                             headers,
                             body,
                             connection: 0,
-                            connected_at: std::time::Instant::now(),
-                            received_at: std::time::Instant::now(),
+                            connected_at: Instant::now(),
+                            received_at: Instant::now(),
                         });
                     }
                 }
@@ -207,8 +346,8 @@ async fn read_request<S: AsyncRead + Unpin>(
                 headers,
                 body,
                 connection: 0,
-                connected_at: std::time::Instant::now(),
-                received_at: std::time::Instant::now(),
+                connected_at: Instant::now(),
+                received_at: Instant::now(),
             });
         }
         if !fill(stream, buffer).await {
