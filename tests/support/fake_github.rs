@@ -10,19 +10,18 @@
 //! serves `/installation/repositories`, `DELETE /installation/token`, and git over smart
 //! HTTP (`git http-backend`) to `x-access-token:<token>`. It records every request with
 //! the connection it came on, and on drop fails the test when a scripted reply was never
-//! used.
+//! used or a handler panicked. The server itself is the shared [`crate::support::server`].
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_rustls::TlsAcceptor;
+
+use crate::support::server::{self, reply::Reply};
 use tokio_rustls::rustls;
 
 /// The API's path prefix (GHES: `https://HOST/api/v3`).
@@ -164,18 +163,21 @@ struct State {
     minted: Vec<Minted>,
     jwts: Vec<String>,
     lag_left: usize,
-    connections: usize,
     public_key: Vec<u8>,
 }
 
-/// A running fake GitHub. Dropping it stops the server and checks the script was used.
+/// The state, even after a handler panicked holding it: the panic is reported on drop.
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running fake GitHub. Dropping it stops the server and checks that every scripted reply
+/// was used and no handler panicked.
 pub struct FakeGitHub {
-    addr: SocketAddr,
+    server: server::http::Server,
     state: Arc<Mutex<State>>,
-    ca_file: PathBuf,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A test-only key fixture (tests/corpus/keys/).
@@ -198,10 +200,6 @@ impl FakeGitHub {
             .public()
             .as_ref()
             .to_vec();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (ca_pem, config) = certificates();
-        let ca_file = dir.path().join("fake-github-ca.pem");
-        std::fs::write(&ca_file, ca_pem).expect("write CA");
         let state = Arc::new(Mutex::new(State {
             scripted: setup.scripted.iter().cloned().collect(),
             lag_left: 0,
@@ -209,39 +207,21 @@ impl FakeGitHub {
             requests: Vec::new(),
             minted: Vec::new(),
             jwts: Vec::new(),
-            connections: 0,
             public_key,
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread_state = state.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(serve(
-                listener,
-                TlsAcceptor::from(Arc::new(config)),
-                thread_state,
-                stopped,
-            ));
-        });
-        FakeGitHub {
-            addr,
-            state,
-            ca_file,
-            _dir: dir,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        let handler_state = state.clone();
+        let server = server::http::Server::start(
+            "github",
+            certificates(),
+            Some("GitHub.com"),
+            move |request| handle(&handler_state, request),
+        );
+        FakeGitHub { server, state }
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.addr.port())
+        self.server.base()
     }
 
     /// GITHUB_API_URL for this fake.
@@ -251,17 +231,17 @@ impl FakeGitHub {
 
     /// The git host (`127.0.0.1:PORT`), which the program derives from the API URL.
     pub fn git_host(&self) -> String {
-        format!("127.0.0.1:{}", self.addr.port())
+        format!("127.0.0.1:{}", self.server.port())
     }
 
     /// The CA that signed the fake's certificate (for CA_BUNDLE and GIT_SSL_CAINFO).
     pub fn ca_file(&self) -> &Path {
-        &self.ca_file
+        self.server.ca_file()
     }
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<Request> {
-        self.state.lock().unwrap().requests.clone()
+        lock(&self.state).requests.clone()
     }
 
     /// `METHOD path` of every request, in order.
@@ -274,14 +254,12 @@ impl FakeGitHub {
 
     /// How many TLS connections were accepted.
     pub fn connections(&self) -> usize {
-        self.state.lock().unwrap().connections
+        self.server.connections()
     }
 
     /// Every token minted, in order.
     pub fn tokens(&self) -> Vec<String> {
-        self.state
-            .lock()
-            .unwrap()
+        lock(&self.state)
             .minted
             .iter()
             .map(|m| m.token.clone())
@@ -290,9 +268,7 @@ impl FakeGitHub {
 
     /// Whether `token` was revoked.
     pub fn revoked(&self, token: &str) -> bool {
-        self.state
-            .lock()
-            .unwrap()
+        lock(&self.state)
             .minted
             .iter()
             .any(|m| m.token == token && m.revoked)
@@ -300,29 +276,23 @@ impl FakeGitHub {
 
     /// Every app JWT received.
     pub fn jwts(&self) -> Vec<String> {
-        self.state.lock().unwrap().jwts.clone()
+        lock(&self.state).jwts.clone()
     }
 }
 
 impl Drop for FakeGitHub {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        let unused: Vec<String> = self
-            .state
-            .lock()
-            .unwrap()
-            .scripted
+        let panics = self.server.stop();
+        let state = lock(&self.state);
+        let unused: Vec<String> = state.scripted.iter().map(|s| s.route.clone()).collect();
+        let mut problems: Vec<String> = server::check::unused("API", &unused).into_iter().collect();
+        problems.extend(panics);
+        let received = state
+            .requests
             .iter()
-            .map(|s| s.route.clone())
+            .map(|r| format!("{} {} (connection {})", r.method, r.path, r.connection))
             .collect();
-        if !unused.is_empty() && !std::thread::panicking() {
-            panic!("the fake GitHub's scripted replies were never used: {unused:?}");
-        }
+        server::check::report("GitHub", problems, received);
     }
 }
 
@@ -335,173 +305,30 @@ fn certificates() -> (String, rustls::ServerConfig) {
     })
 }
 
-async fn serve(
-    listener: std::net::TcpListener,
-    tls: TlsAcceptor,
-    state: Arc<Mutex<State>>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => {
-                let Ok((socket, _)) = accepted else { continue };
-                let _ = socket.set_nodelay(true);
-                let (tls, state) = (tls.clone(), state.clone());
-                tokio::spawn(async move {
-                    if let Ok(stream) = tls.accept(socket).await {
-                        let id = {
-                            let mut s = state.lock().unwrap();
-                            s.connections += 1;
-                            s.connections - 1
-                        };
-                        connection(stream, state, id).await;
-                    }
-                });
-            }
-        }
+/// Records `request` (its path without the API prefix, its connection counted from 0) and
+/// answers it, with GitHub's `Date` by the fake's own clock.
+fn handle(state: &Mutex<State>, request: &server::http::Request) -> Reply {
+    let path = &request.path;
+    let request = Request {
+        method: request.method.clone(),
+        path: path.strip_prefix(API_PREFIX).unwrap_or(path).to_owned(),
+        headers: request.headers.clone(),
+        body: request.body.clone(),
+        connection: request.connection - 1,
+    };
+    let mut state = lock(state);
+    state.requests.push(request.clone());
+    let (status, headers, body) = respond(&mut state, &request);
+    let now = server_now(&state.setup);
+    let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(now as u64));
+    let mut reply = Reply {
+        status,
+        body,
+        ..Reply::default()
     }
-}
-
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    state: Arc<Mutex<State>>,
-    id: usize,
-) {
-    let mut buffer = Vec::new();
-    while let Some(mut request) = read_request(&mut stream, &mut buffer).await {
-        request.connection = id;
-        let (status, headers, body) = {
-            let mut state = state.lock().unwrap();
-            state.requests.push(request.clone());
-            respond(&mut state, &request)
-        };
-        let now = server_now(&state.lock().unwrap().setup);
-        let mut head = format!(
-            "HTTP/1.1 {status} {}\r\nServer: GitHub.com\r\nDate: {}\r\nContent-Length: {}\r\n",
-            reason(status),
-            httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(now as u64)),
-            body.len()
-        );
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut out = head.into_bytes();
-        out.extend_from_slice(&body);
-        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn read_request<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buffer: &mut Vec<u8>,
-) -> Option<Request> {
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Request::new(&mut headers);
-        if let Ok(httparse::Status::Complete(head_len)) = parsed.parse(buffer) {
-            let headers: Vec<(String, String)> = parsed
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_ascii_lowercase(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
-            let method = parsed.method.unwrap_or("").to_owned();
-            let full = parsed.path.unwrap_or("").to_owned();
-            let path = full.strip_prefix(API_PREFIX).unwrap_or(&full).to_owned();
-            let chunked = headers
-                .iter()
-                .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-            buffer.drain(..head_len);
-            let body = if chunked {
-                let mut body = Vec::new();
-                loop {
-                    let line_end = loop {
-                        if let Some(i) = buffer.windows(2).position(|w| w == b"\r\n") {
-                            break i;
-                        }
-                        if !fill(stream, buffer).await {
-                            return None;
-                        }
-                    };
-                    let size = usize::from_str_radix(
-                        String::from_utf8_lossy(&buffer[..line_end])
-                            .split(';')
-                            .next()?
-                            .trim(),
-                        16,
-                    )
-                    .ok()?;
-                    while buffer.len() < line_end + 4 + size {
-                        if !fill(stream, buffer).await {
-                            return None;
-                        }
-                    }
-                    body.extend_from_slice(&buffer[line_end + 2..line_end + 2 + size]);
-                    buffer.drain(..line_end + 4 + size);
-                    if size == 0 {
-                        break body;
-                    }
-                }
-            } else {
-                let length: usize = headers
-                    .iter()
-                    .find(|(n, _)| n == "content-length")
-                    .and_then(|(_, v)| v.parse().ok())
-                    .unwrap_or(0);
-                while buffer.len() < length {
-                    if !fill(stream, buffer).await {
-                        return None;
-                    }
-                }
-                buffer.drain(..length).collect()
-            };
-            return Some(Request {
-                method,
-                path,
-                headers,
-                body,
-                connection: 0,
-            });
-        }
-        if !fill(stream, buffer).await {
-            return None;
-        }
-    }
-}
-
-async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> bool {
-    let mut chunk = [0u8; 16384];
-    match stream.read(&mut chunk).await {
-        Ok(0) | Err(_) => false,
-        Ok(n) => {
-            buffer.extend_from_slice(&chunk[..n]);
-            true
-        }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        204 => "No Content",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        422 => "Unprocessable Entity",
-        500 => "Internal Server Error",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    }
+    .header("Date", &date);
+    reply.headers.extend(headers);
+    reply
 }
 
 fn server_now(setup: &Setup) -> i64 {
