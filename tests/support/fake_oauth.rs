@@ -1,8 +1,8 @@
 //! A fake OAuth 2.0 authorization server: real HTTPS on 127.0.0.1:0 with its own CA, keys
 //! made at run time, and the strictness of a certified server.
 //!
-//! It runs on its own thread and current-thread runtime (as [`crate::support::fake`] does,
-//! but shares no code with it, so either can change alone). It serves, under any path
+//! It runs on the fakes' shared server ([`crate::support::server`]: its own thread and
+//! current-thread runtime, the accept loop, the drop check). It serves, under any path
 //! prefix (so one fake is an issuer at `/realms/ci`, or Entra's `/{tenant}/v2.0` with its
 //! token endpoint at `/{tenant}/oauth2/v2.0/token`):
 //!
@@ -29,8 +29,7 @@
 //! used or a handler panicked (xh's `tests/server/mod.rs`).
 
 use std::collections::{HashSet, VecDeque};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,9 +38,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
+
+use crate::support::server::{self, reply::Reply};
 use tokio_rustls::rustls;
 
 /// `client_assertion_type` for RFC 7523 client authentication.
@@ -400,7 +398,6 @@ struct State {
     issued: Vec<(String, String)>,
     assertions: Vec<Assertion>,
     jtis: HashSet<String>,
-    panics: Vec<String>,
 }
 
 struct Keys {
@@ -427,12 +424,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 /// A running fake authorization server. Dropping it stops the server and fails the test when
 /// a scripted reply was never used or a handler panicked.
 pub struct FakeOAuth {
-    addr: SocketAddr,
+    server: server::http::Server,
     state: Arc<Mutex<State>>,
-    ca_file: PathBuf,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FakeOAuth {
@@ -443,17 +436,10 @@ impl FakeOAuth {
 
     /// Starts a fake that behaves as `setup` says.
     pub fn start(setup: OAuthSetup) -> FakeOAuth {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (ca_pem, server_config) = certificates();
-        let ca_file = dir.path().join("fake-oauth-ca.pem");
-        std::fs::write(&ca_file, ca_pem).expect("write CA");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State {
             token_replies: setup.token_replies.iter().cloned().collect(),
             setup,
-            base: format!("https://127.0.0.1:{}", addr.port()),
+            base: String::new(),
             keys: Keys {
                 rsa: [
                     rsa_key("rsa-1", "app-pkcs8.pem"),
@@ -465,35 +451,22 @@ impl FakeOAuth {
             issued: Vec::new(),
             assertions: Vec::new(),
             jtis: HashSet::new(),
-            panics: Vec::new(),
         }));
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread_state = state.clone();
-        let thread = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(serve(
-                    listener,
-                    TlsAcceptor::from(Arc::new(server_config)),
-                    thread_state,
-                    stopped,
-                ));
-        });
-        FakeOAuth {
-            addr,
-            state,
-            ca_file,
-            _dir: dir,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        let handler_state = state.clone();
+        let server = server::http::Server::start(
+            "oauth",
+            certificates(),
+            Some("fake-oauth"),
+            move |request| serve(&handler_state, request),
+        );
+        // No request comes before the port is known.
+        lock(&state).base = server.base();
+        FakeOAuth { server, state }
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.addr.port())
+        self.server.base()
     }
 
     /// The ISSUER: base and issuer path.
@@ -523,7 +496,7 @@ impl FakeOAuth {
 
     /// The PEM file of the CA that signed the fake's certificate (for CA_BUNDLE).
     pub fn ca_file(&self) -> &Path {
-        &self.ca_file
+        self.server.ca_file()
     }
 
     /// The setup it runs with.
@@ -573,70 +546,28 @@ impl FakeOAuth {
     pub fn assertions(&self) -> Vec<Assertion> {
         lock(&self.state).assertions.clone()
     }
-
-    fn problems(&self, thread: Option<String>) -> Vec<String> {
-        let state = lock(&self.state);
-        let mut problems = Vec::new();
-        if !state.token_replies.is_empty() {
-            let unused: Vec<String> = state
-                .token_replies
-                .iter()
-                .map(|r| format!("HTTP {}", r.status))
-                .collect();
-            problems.push(format!(
-                "scripted token replies never used: {}: the program made fewer requests than the test scripted",
-                unused.join(", ")
-            ));
-        }
-        problems.extend(
-            state
-                .panics
-                .iter()
-                .chain(thread.iter())
-                .map(|m| format!("a handler panicked: {m}")),
-        );
-        if !problems.is_empty() {
-            let received: Vec<String> = state
-                .requests
-                .iter()
-                .map(|r| format!("{} {}", r.method, r.path))
-                .collect();
-            problems.push(format!("requests received: {received:?}"));
-        }
-        problems
-    }
 }
 
 impl Drop for FakeOAuth {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let thread = self
-            .thread
-            .take()
-            .and_then(|t| t.join().err())
-            .map(panic_message);
-        let problems = self.problems(thread);
-        if problems.is_empty() {
-            return;
-        }
-        let report = format!("fake OAuth server: {}", problems.join("\n  "));
-        // A second panic while the test is already failing would abort the whole run.
-        if std::thread::panicking() {
-            eprintln!("{report}");
-        } else {
-            panic!("{report}");
-        }
+        let panics = self.server.stop();
+        let state = lock(&self.state);
+        let unused: Vec<String> = state
+            .token_replies
+            .iter()
+            .map(|r| format!("HTTP {}", r.status))
+            .collect();
+        let mut problems: Vec<String> = server::check::unused("token endpoint", &unused)
+            .into_iter()
+            .collect();
+        problems.extend(panics);
+        let received = state
+            .requests
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        server::check::report("OAuth server", problems, received);
     }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(a panic without a message)".to_owned())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1115,132 +1046,22 @@ fn certificates() -> (String, rustls::ServerConfig) {
     })
 }
 
-/// Accepts connections until `stopped`; a panicking connection task is recorded for the
-/// drop check (tokio would swallow it, and a retrying client would survive the closed
-/// connection).
-async fn serve(
-    listener: std::net::TcpListener,
-    tls: TlsAcceptor,
-    state: Arc<Mutex<State>>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    let mut connections = JoinSet::new();
-    let record = |state: &Mutex<State>, done: Result<(), tokio::task::JoinError>| {
-        if let Err(e) = done {
-            if e.is_panic() {
-                lock(state).panics.push(panic_message(e.into_panic()));
-            }
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = &mut stopped => break,
-            Some(done) = connections.join_next(), if !connections.is_empty() => record(&state, done),
-            accepted = listener.accept() => {
-                let Ok((socket, _)) = accepted else { continue };
-                let _ = socket.set_nodelay(true);
-                let (tls, state) = (tls.clone(), state.clone());
-                connections.spawn(async move {
-                    if let Ok(stream) = tls.accept(socket).await {
-                        connection(stream, state).await;
-                    }
-                });
-            }
-        }
-    }
-    while let Some(done) = connections.try_join_next() {
-        record(&state, done);
-    }
-}
-
-async fn connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut stream: S,
-    state: Arc<Mutex<State>>,
-) {
-    let mut buffer = Vec::new();
-    loop {
-        let Some(request) = read_request(&mut stream, &mut buffer).await else {
-            return;
-        };
-        let reply = handle(&state, &request);
-        let reason = match reply.status {
-            200 => "OK",
-            400 => "Bad Request",
-            401 => "Unauthorized",
-            403 => "Forbidden",
-            404 => "Not Found",
-            _ => "Other",
-        };
-        let mut head = format!(
-            "HTTP/1.1 {} {reason}\r\nServer: fake-oauth\r\n",
-            reply.status
-        );
-        for (name, value) in &reply.headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", reply.body.len()));
-        let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(reply.body.as_bytes());
-        if stream.write_all(&bytes).await.is_err() || stream.flush().await.is_err() {
-            return;
-        }
-    }
-}
-
-async fn read_request<S: tokio::io::AsyncRead + Unpin>(
-    stream: &mut S,
-    buffer: &mut Vec<u8>,
-) -> Option<Request> {
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Request::new(&mut headers);
-        if let Ok(httparse::Status::Complete(head_len)) = parsed.parse(buffer) {
-            let headers: Vec<(String, String)> = parsed
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_ascii_lowercase(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
-            let method = parsed.method.unwrap_or("").to_owned();
-            let path = parsed.path.unwrap_or("").to_owned();
-            // The client sends form and JSON bodies with a Content-Length, never chunked.
-            let length: usize = headers
-                .iter()
-                .find(|(n, _)| n == "content-length")
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            while buffer.len() < head_len + length {
-                if !fill(stream, buffer).await {
-                    return None;
-                }
-            }
-            let body = buffer[head_len..head_len + length].to_vec();
-            buffer.drain(..head_len + length);
-            return Some(Request {
-                method,
-                path,
-                headers,
-                body,
-            });
-        }
-        if !fill(stream, buffer).await {
-            return None;
-        }
-    }
-}
-
-async fn fill<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> bool {
-    let mut chunk = [0u8; 8192];
-    match stream.read(&mut chunk).await {
-        Ok(0) | Err(_) => false,
-        Ok(n) => {
-            buffer.extend_from_slice(&chunk[..n]);
-            true
-        }
+/// Answers one request on the shared server: as the OAuth server's [`Request`], with its
+/// [`OAuthReply`] written as a [`Reply`].
+fn serve(state: &Mutex<State>, request: &server::http::Request) -> Reply {
+    let reply = handle(
+        state,
+        &Request {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+        },
+    );
+    Reply {
+        status: reply.status,
+        headers: reply.headers,
+        body: reply.body.into_bytes(),
+        ..Reply::default()
     }
 }

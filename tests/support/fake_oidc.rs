@@ -17,11 +17,11 @@
 //! - an API (`GET /api/me`) that accepts only tokens this fake issued, for VALIDATE_URL.
 //!
 //! Every request is recorded with its [`Route`]; dropping the fake fails the test when a
-//! scripted reply was never used or a handler panicked.
+//! scripted reply was never used or a handler panicked. The server itself is the fakes'
+//! shared one ([`crate::support::server`]).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,8 +31,8 @@ use oauth_token_pipe::provider::jwt::{Alg, Header, PrivateKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_rustls::TlsAcceptor;
+
+use crate::support::server::{self, reply::Reply};
 use tokio_rustls::rustls;
 
 /// GitHub's issuer.
@@ -250,7 +250,6 @@ struct State {
     /// STS tokens (accepted by IAM Credentials).
     sts_tokens: Vec<String>,
     github_mints: usize,
-    panics: Vec<String>,
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -262,12 +261,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 /// The running fake. Dropping it stops the server and checks that every scripted reply was
 /// used and no handler panicked.
 pub struct FakeOidc {
-    addr: SocketAddr,
+    server: server::http::Server,
     state: Arc<Mutex<State>>,
-    ca_file: PathBuf,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 fn now() -> u64 {
@@ -414,10 +409,6 @@ fn verify(jwks: &Value, token: &str) -> Result<(Value, Value), String> {
 impl FakeOidc {
     /// Starts a fake that behaves as `setup` says.
     pub fn start(setup: Setup) -> FakeOidc {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (ca_pem, config) = certificates();
-        let ca_file = dir.path().join("fake-oidc-ca.pem");
-        std::fs::write(&ca_file, ca_pem).expect("write CA");
         let state = Arc::new(Mutex::new(State {
             scripted: setup.scripted.iter().cloned().collect(),
             setup,
@@ -427,43 +418,22 @@ impl FakeOidc {
             issued: Vec::new(),
             sts_tokens: Vec::new(),
             github_mints: 0,
-            panics: Vec::new(),
         }));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread_state = state.clone();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(serve(
-                listener,
-                TlsAcceptor::from(Arc::new(config)),
-                thread_state,
-                stopped,
-            ));
+        let handler_state = state.clone();
+        let server = server::http::Server::start("oidc", certificates(), None, move |request| {
+            handle(&handler_state, request)
         });
-        FakeOidc {
-            addr,
-            state,
-            ca_file,
-            _dir: dir,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
+        FakeOidc { server, state }
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.addr.port())
+        self.server.base()
     }
 
     /// The CA that signed the fake's certificate (for CA_BUNDLE).
     pub fn ca_file(&self) -> &Path {
-        &self.ca_file
+        self.server.ca_file()
     }
 
     /// ACTIONS_ID_TOKEN_REQUEST_URL, shaped like the runner's (it already has a query).
@@ -542,26 +512,23 @@ impl FakeOidc {
 
 impl Drop for FakeOidc {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let panics = self.server.stop();
         let state = lock(&self.state);
-        if std::thread::panicking() {
-            return;
-        }
-        let unused: Vec<Route> = state.scripted.iter().map(|s| s.route).collect();
-        assert!(
-            unused.is_empty(),
-            "the fake OIDC server's scripted replies were never used: {unused:?}"
-        );
-        assert!(
-            state.panics.is_empty(),
-            "a fake OIDC handler panicked: {:?}",
-            state.panics
-        );
+        let unused: Vec<String> = state
+            .scripted
+            .iter()
+            .map(|s| format!("{:?}", s.route))
+            .collect();
+        let mut problems: Vec<String> = server::check::unused("route", &unused)
+            .into_iter()
+            .collect();
+        problems.extend(panics);
+        let received = state
+            .requests
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        server::check::report("OIDC server", problems, received);
     }
 }
 
@@ -638,72 +605,35 @@ fn certificates() -> (String, rustls::ServerConfig) {
     })
 }
 
-async fn serve(
-    listener: std::net::TcpListener,
-    tls: TlsAcceptor,
-    state: Arc<Mutex<State>>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => {
-                let Ok((socket, _)) = accepted else { continue };
-                let (tls, state) = (tls.clone(), state.clone());
-                tokio::spawn(async move {
-                    if let Ok(stream) = tls.accept(socket).await {
-                        connection(stream, state).await;
-                    }
-                });
-            }
-        }
-    }
-}
-
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Mutex<State>>) {
-    let mut buffer = Vec::new();
-    while let Some(mut request) = read_request(&mut stream, &mut buffer).await {
-        request.route = route(&request.path);
-        let (status, body) = {
-            let mut state = lock(&state);
-            state.requests.push(request.clone());
-            let scripted = state
-                .scripted
-                .iter()
-                .position(|s| s.route == request.route)
-                .and_then(|i| state.scripted.remove(i));
-            match scripted {
-                Some(s) => (s.status, s.body),
-                None => {
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        respond(&mut state, &request)
-                    }));
-                    match outcome {
-                        Ok(reply) => reply,
-                        Err(panic) => {
-                            let message = panic
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default();
-                            state.panics.push(message);
-                            (500, "{}".into())
-                        }
-                    }
-                }
-            }
-        };
-        let head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
-            if status < 400 { "OK" } else { "Error" },
-            body.len()
-        );
-        let mut out = head.into_bytes();
-        out.extend_from_slice(body.as_bytes());
-        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
-            return;
-        }
+/// Records `request` with its [`Route`] and answers it: a scripted reply for its route if
+/// one is left, else the fake's own behaviour, as JSON.
+fn handle(state: &Mutex<State>, request: &server::http::Request) -> Reply {
+    let request = Request {
+        route: route(&request.path),
+        method: request.method.clone(),
+        path: request.path.clone(),
+        headers: request.headers.clone(),
+        body: request.body.clone(),
+    };
+    let mut state = lock(state);
+    state.requests.push(request.clone());
+    let scripted = state
+        .scripted
+        .iter()
+        .position(|s| s.route == request.route)
+        .and_then(|i| state.scripted.remove(i));
+    let (status, body) = match scripted {
+        Some(s) => (s.status, s.body),
+        None => respond(&mut state, &request),
+    };
+    Reply {
+        status,
+        headers: vec![(
+            "Content-Type".into(),
+            "application/json; charset=utf-8".into(),
+        )],
+        body: body.into_bytes(),
+        ..Reply::default()
     }
 }
 
@@ -1178,61 +1108,4 @@ fn iam(state: &mut State, request: &Request) -> (u16, String) {
         200,
         json!({"accessToken": token, "expireTime": expire}).to_string(),
     )
-}
-
-async fn read_request<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buffer: &mut Vec<u8>,
-) -> Option<Request> {
-    loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Request::new(&mut headers);
-        if let Ok(httparse::Status::Complete(head_len)) = parsed.parse(buffer) {
-            let headers: Vec<(String, String)> = parsed
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_ascii_lowercase(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
-            let method = parsed.method.unwrap_or("").to_owned();
-            let path = parsed.path.unwrap_or("").to_owned();
-            buffer.drain(..head_len);
-            let length: usize = headers
-                .iter()
-                .find(|(n, _)| n == "content-length")
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            while buffer.len() < length {
-                if !fill(stream, buffer).await {
-                    return None;
-                }
-            }
-            let body = buffer.drain(..length).collect();
-            return Some(Request {
-                route: Route::Other,
-                method,
-                path,
-                headers,
-                body,
-            });
-        }
-        if !fill(stream, buffer).await {
-            return None;
-        }
-    }
-}
-
-async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> bool {
-    let mut chunk = [0u8; 16384];
-    match stream.read(&mut chunk).await {
-        Ok(0) | Err(_) => false,
-        Ok(n) => {
-            buffer.extend_from_slice(&chunk[..n]);
-            true
-        }
-    }
 }
