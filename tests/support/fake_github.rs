@@ -619,58 +619,13 @@ fn git(state: &State, request: &Request) -> Answer {
             b"Unauthorized".to_vec(),
         );
     }
-    let target = request.path.strip_prefix("/git").unwrap_or_default();
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut cgi = std::process::Command::new("git");
-    cgi.arg("http-backend")
-        .env_clear()
-        .env("GIT_PROJECT_ROOT", &root)
-        .env("GIT_HTTP_EXPORT_ALL", "1")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", &root)
-        .env("REQUEST_METHOD", &request.method)
-        .env("PATH_INFO", path)
-        .env("QUERY_STRING", query)
-        .env("REMOTE_USER", "x-access-token")
-        .env("REMOTE_ADDR", "127.0.0.1")
-        .env("CONTENT_LENGTH", request.body.len().to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    for (header, variable) in [
-        ("content-type", "CONTENT_TYPE"),
-        ("content-encoding", "HTTP_CONTENT_ENCODING"),
-        ("git-protocol", "GIT_PROTOCOL"),
-    ] {
-        if let Some(value) = request.header(header) {
-            cgi.env(variable, value);
-        }
-    }
-    let mut child = cgi.spawn().expect("git http-backend");
-    {
-        use std::io::Write;
-        let _ = child.stdin.take().expect("stdin").write_all(&request.body);
-    }
-    let out = child.wait_with_output().expect("git http-backend output");
-    let Some(end) = out.stdout.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return json_answer(500, "{}");
-    };
-    let mut status = 200;
-    let mut headers = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout[..end]).lines() {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("status") {
-            status = value
-                .trim()
-                .split(' ')
-                .next()
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(500);
-        } else {
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
-        }
-    }
-    (status, headers, out.stdout[end + 4..].to_vec())
+    let reply = server::git::http_backend(
+        &root,
+        "x-access-token",
+        &request.method,
+        request.path.strip_prefix("/git").unwrap_or_default(),
+        &request.headers,
+        &request.body,
+    );
+    (reply.status, reply.headers, reply.body)
 }

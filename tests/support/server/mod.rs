@@ -6,11 +6,13 @@
 //!   counts, the handler panics it records) and request parsing ([`http::Request`]).
 //! - `reply.rs`: [`reply::Reply`], [`reply::Fault`], writing a reply to the socket.
 //! - `check.rs`: the drop check's report.
+//! - `git.rs`: git's smart HTTP through `git http-backend`.
 //!
 //! The Bitbucket fake includes this folder (`#[path]`) so that the examples, which include
 //! that fake alone, build it too; the other fakes reach it as `crate::support::server`.
 
 pub mod check;
+pub mod git;
 pub mod http;
 pub mod reply;
 pub mod tls;
