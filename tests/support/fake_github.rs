@@ -14,15 +14,15 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-
-use crate::support::server::{self, reply::Reply};
 use tokio_rustls::rustls;
+
+use crate::support::server::{self, lock, reply::Reply};
 
 /// The API's path prefix (GHES: `https://HOST/api/v3`).
 pub const API_PREFIX: &str = "/api/v3";
@@ -166,13 +166,6 @@ struct State {
     public_key: Vec<u8>,
 }
 
-/// The state, even after a handler panicked holding it: the panic is reported on drop.
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// A running fake GitHub. Dropping it stops the server and checks that every scripted reply
 /// was used and no handler panicked.
 pub struct FakeGitHub {
@@ -285,19 +278,20 @@ impl Drop for FakeGitHub {
         let panics = self.server.stop();
         let state = lock(&self.state);
         let unused: Vec<String> = state.scripted.iter().map(|s| s.route.clone()).collect();
-        let mut problems: Vec<String> = server::check::unused("API", &unused).into_iter().collect();
-        problems.extend(panics);
-        let received = state
-            .requests
-            .iter()
-            .map(|r| format!("{} {} (connection {})", r.method, r.path, r.connection))
-            .collect();
-        server::check::report("GitHub", problems, received);
+        server::check::report(
+            "GitHub",
+            [server::check::unused("API", &unused)],
+            panics,
+            state
+                .requests
+                .iter()
+                .map(|r| format!("{} {} (connection {})", r.method, r.path, r.connection)),
+        );
     }
 }
 
 fn certificates() -> (String, rustls::ServerConfig) {
-    crate::support::server::tls::certificates(&crate::support::server::tls::Names {
+    server::tls::certificates(&server::tls::Names {
         ca: "fake GitHub test CA",
         leaf: Some("fake github"),
         hosts: &["localhost", "127.0.0.1"],

@@ -30,7 +30,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -38,9 +38,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
 use serde_json::{Map, Value, json};
-
-use crate::support::server::{self, reply::Reply};
 use tokio_rustls::rustls;
+
+use crate::support::server::{self, lock, reply::Reply};
 
 /// `client_assertion_type` for RFC 7523 client authentication.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -415,12 +415,6 @@ impl Keys {
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// A running fake authorization server. Dropping it stops the server and fails the test when
 /// a scripted reply was never used or a handler panicked.
 pub struct FakeOAuth {
@@ -557,16 +551,15 @@ impl Drop for FakeOAuth {
             .iter()
             .map(|r| format!("HTTP {}", r.status))
             .collect();
-        let mut problems: Vec<String> = server::check::unused("token endpoint", &unused)
-            .into_iter()
-            .collect();
-        problems.extend(panics);
-        let received = state
-            .requests
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect();
-        server::check::report("OAuth server", problems, received);
+        server::check::report(
+            "OAuth server",
+            [server::check::unused("token endpoint", &unused)],
+            panics,
+            state
+                .requests
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.path)),
+        );
     }
 }
 
@@ -1038,7 +1031,7 @@ fn introspect(s: &mut State, request: &Request, url: &str) -> OAuthReply {
 
 /// A fresh CA's PEM and a server configuration presenting a leaf for 127.0.0.1 it signed.
 fn certificates() -> (String, rustls::ServerConfig) {
-    crate::support::server::tls::certificates(&crate::support::server::tls::Names {
+    server::tls::certificates(&server::tls::Names {
         ca: "oauth-token-pipe fake OAuth CA",
         leaf: None,
         hosts: &["localhost", "127.0.0.1"],

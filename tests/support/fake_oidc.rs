@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -31,9 +31,9 @@ use oauth_token_pipe::provider::jwt::{Alg, Header, PrivateKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-
-use crate::support::server::{self, reply::Reply};
 use tokio_rustls::rustls;
+
+use crate::support::server::{self, lock, reply::Reply};
 
 /// GitHub's issuer.
 pub const GITHUB_ISS: &str = "https://token.actions.githubusercontent.com";
@@ -250,12 +250,6 @@ struct State {
     /// STS tokens (accepted by IAM Credentials).
     sts_tokens: Vec<String>,
     github_mints: usize,
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The running fake. Dropping it stops the server and checks that every scripted reply was
@@ -519,16 +513,15 @@ impl Drop for FakeOidc {
             .iter()
             .map(|s| format!("{:?}", s.route))
             .collect();
-        let mut problems: Vec<String> = server::check::unused("route", &unused)
-            .into_iter()
-            .collect();
-        problems.extend(panics);
-        let received = state
-            .requests
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect();
-        server::check::report("OIDC server", problems, received);
+        server::check::report(
+            "OIDC server",
+            [server::check::unused("route", &unused)],
+            panics,
+            state
+                .requests
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.path)),
+        );
     }
 }
 
@@ -597,7 +590,7 @@ fn mint(state: &mut State, ci: Ci, aud: &[&str], expired: bool, sub: Option<&str
 }
 
 fn certificates() -> (String, rustls::ServerConfig) {
-    crate::support::server::tls::certificates(&crate::support::server::tls::Names {
+    server::tls::certificates(&server::tls::Names {
         ca: "fake OIDC test CA",
         leaf: Some("fake oidc"),
         hosts: &["localhost", "127.0.0.1"],

@@ -28,13 +28,14 @@ mod tests;
 mod tls;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 // Bitbucket's exact bodies, TOKEN_PATH and jwt_like, as `fake::EXPIRED` etc.: a glob, so
 // that a body no test names yet stays reachable without an unused-import warning.
 pub use bitbucket::*;
 pub use reply::{Fault, Reply};
 pub use server::http::Request;
+use server::lock;
 pub use tls::Cert;
 
 /// How the fake behaves when a reply is not scripted.
@@ -91,14 +92,6 @@ struct State {
     token_replies: reply::Script,
     api_replies: reply::Script,
     requests: Vec<Request>,
-}
-
-/// The state, even after a handler panicked holding it: the panic is reported on drop, and
-/// must not turn every later request into a second one.
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A running fake Bitbucket. Dropping it stops the server and checks that every scripted
@@ -192,19 +185,17 @@ impl Drop for FakeBitbucket {
     fn drop(&mut self) {
         let panics = self.server.stop();
         let state = lock(&self.state);
-        let mut problems: Vec<String> = [
-            ("token endpoint", &state.token_replies),
-            ("API", &state.api_replies),
-        ]
-        .into_iter()
-        .filter_map(|(endpoint, script)| server::check::unused(endpoint, &script.unused()))
-        .collect();
-        problems.extend(panics);
-        let received = state
-            .requests
-            .iter()
-            .map(|r| format!("{} {}", r.method, r.path))
-            .collect();
-        server::check::report("Bitbucket", problems, received);
+        server::check::report(
+            "Bitbucket",
+            [
+                server::check::unused("token endpoint", &state.token_replies.unused()),
+                server::check::unused("API", &state.api_replies.unused()),
+            ],
+            panics,
+            state
+                .requests
+                .iter()
+                .map(|r| format!("{} {}", r.method, r.path)),
+        );
     }
 }

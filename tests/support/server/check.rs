@@ -15,13 +15,21 @@ pub fn unused(endpoint: &str, unused: &[String]) -> Option<String> {
     })
 }
 
-/// Fails the test with `problems`, and the `METHOD path` of every request `received`, when
-/// there are any. A test already failing gets the report on stderr instead: a second panic
-/// while unwinding would abort the whole test binary.
-pub fn report(fake: &str, mut problems: Vec<String>, received: Vec<String>) {
+/// Fails the test when a scripted reply went `unused` (each entry from [`unused`]) or the
+/// server reported `panics` ([`super::http::Server::stop`]), listing the `METHOD path` of
+/// every request `received`. A test already failing gets the report on stderr instead: a
+/// second panic while unwinding would abort the whole test binary.
+pub fn report(
+    fake: &str,
+    unused: impl IntoIterator<Item = Option<String>>,
+    panics: Vec<String>,
+    received: impl Iterator<Item = String>,
+) {
+    let mut problems: Vec<String> = unused.into_iter().flatten().chain(panics).collect();
     if problems.is_empty() {
         return;
     }
+    let received: Vec<String> = received.collect();
     problems.push(format!("requests received: {received:?}"));
     let report = format!("fake {fake}: {}", problems.join("\n  "));
     if std::thread::panicking() {

@@ -11,8 +11,18 @@
 //! The Bitbucket fake includes this folder (`#[path]`) so that the examples, which include
 //! that fake alone, build it too; the other fakes reach it as `crate::support::server`.
 
+use std::sync::{Mutex, MutexGuard};
+
 pub mod check;
 pub mod git;
 pub mod http;
 pub mod reply;
 pub mod tls;
+
+/// A fake's state, even after a handler panicked holding it: the panic is reported on drop,
+/// and must not turn every later request into a second one.
+pub fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
