@@ -216,48 +216,7 @@ impl Default for OAuthSetup {
 }
 
 /// What the fake received.
-#[derive(Clone, Debug)]
-pub struct Request {
-    /// GET, POST…
-    pub method: String,
-    /// Path and query.
-    pub path: String,
-    /// Header names lower-cased, in order.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl Request {
-    /// The first value of a header.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The form fields of the body, decoded.
-    pub fn form(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(&self.body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect()
-    }
-
-    /// Every value of form field `name`.
-    pub fn fields(&self, name: &str) -> Vec<String> {
-        self.form()
-            .into_iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v)
-            .collect()
-    }
-
-    /// The one value of form field `name`.
-    pub fn field(&self, name: &str) -> Option<String> {
-        self.fields(name).into_iter().next()
-    }
-}
+pub use crate::support::server::http::Request;
 
 /// A client assertion the token endpoint accepted.
 #[derive(Clone, Debug)]
@@ -1039,18 +998,9 @@ fn certificates() -> (String, rustls::ServerConfig) {
     })
 }
 
-/// Answers one request on the shared server: as the OAuth server's [`Request`], with its
-/// [`OAuthReply`] written as a [`Reply`].
-fn serve(state: &Mutex<State>, request: &server::http::Request) -> Reply {
-    let reply = handle(
-        state,
-        &Request {
-            method: request.method.clone(),
-            path: request.path.clone(),
-            headers: request.headers.clone(),
-            body: request.body.clone(),
-        },
-    );
+/// Answers one request on the shared server, its [`OAuthReply`] written as a [`Reply`].
+fn serve(state: &Mutex<State>, request: &Request) -> Reply {
+    let reply = handle(state, request);
     Reply {
         status: reply.status,
         headers: reply.headers,

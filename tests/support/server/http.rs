@@ -43,6 +43,27 @@ impl Request {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The form fields of the body, decoded.
+    pub fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    /// Every value of form field `name`.
+    pub fn fields(&self, name: &str) -> Vec<String> {
+        self.form()
+            .into_iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// The one value of form field `name`.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.fields(name).into_iter().next()
+    }
 }
 
 /// A fake's answer to each request. It runs on the server's thread; a panic in it closes the
