@@ -20,7 +20,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use tokio_rustls::rustls;
 
 use crate::support::server::{self, lock, reply::Reply};
 
@@ -205,7 +204,7 @@ impl FakeGitHub {
         let handler_state = state.clone();
         let server = server::http::Server::start(
             "github",
-            certificates(),
+            server::tls::localhost("fake GitHub test CA", Some("fake github")),
             Some("GitHub.com"),
             move |request| handle(&handler_state, request),
         );
@@ -288,15 +287,6 @@ impl Drop for FakeGitHub {
                 .map(|r| format!("{} {} (connection {})", r.method, r.path, r.connection)),
         );
     }
-}
-
-fn certificates() -> (String, rustls::ServerConfig) {
-    server::tls::certificates(&server::tls::Names {
-        ca: "fake GitHub test CA",
-        leaf: Some("fake github"),
-        hosts: &["localhost", "127.0.0.1"],
-        expired: false,
-    })
 }
 
 /// Records `request` (its path without the API prefix, its connection counted from 0) and

@@ -38,7 +38,6 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
 use serde_json::{Map, Value, json};
-use tokio_rustls::rustls;
 
 use crate::support::server::{self, lock, reply::Reply};
 
@@ -408,7 +407,7 @@ impl FakeOAuth {
         let handler_state = state.clone();
         let server = server::http::Server::start(
             "oauth",
-            certificates(),
+            server::tls::localhost("oauth-token-pipe fake OAuth CA", None),
             Some("fake-oauth"),
             move |request| serve(&handler_state, request),
         );
@@ -987,16 +986,6 @@ fn introspect(s: &mut State, request: &Request, url: &str) -> OAuthReply {
 
 // ---------------------------------------------------------------------------------------
 // TLS and HTTP/1.1.
-
-/// A fresh CA's PEM and a server configuration presenting a leaf for 127.0.0.1 it signed.
-fn certificates() -> (String, rustls::ServerConfig) {
-    server::tls::certificates(&server::tls::Names {
-        ca: "oauth-token-pipe fake OAuth CA",
-        leaf: None,
-        hosts: &["localhost", "127.0.0.1"],
-        expired: false,
-    })
-}
 
 /// Answers one request on the shared server, its [`OAuthReply`] written as a [`Reply`].
 fn serve(state: &Mutex<State>, request: &Request) -> Reply {

@@ -31,7 +31,6 @@ use oauth_token_pipe::provider::jwt::{Alg, Header, PrivateKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use tokio_rustls::rustls;
 
 use crate::support::server::{self, lock, reply::Reply};
 
@@ -414,9 +413,12 @@ impl FakeOidc {
             github_mints: 0,
         }));
         let handler_state = state.clone();
-        let server = server::http::Server::start("oidc", certificates(), None, move |request| {
-            handle(&handler_state, request)
-        });
+        let server = server::http::Server::start(
+            "oidc",
+            server::tls::localhost("fake OIDC test CA", Some("fake oidc")),
+            None,
+            move |request| handle(&handler_state, request),
+        );
         FakeOidc { server, state }
     }
 
@@ -587,15 +589,6 @@ fn mint(state: &mut State, ci: Ci, aud: &[&str], expired: bool, sub: Option<&str
         .to_owned();
     state.minted.push(token.clone());
     token
-}
-
-fn certificates() -> (String, rustls::ServerConfig) {
-    server::tls::certificates(&server::tls::Names {
-        ca: "fake OIDC test CA",
-        leaf: Some("fake oidc"),
-        hosts: &["localhost", "127.0.0.1"],
-        expired: false,
-    })
 }
 
 /// Records `request` with its [`Route`] and answers it: a scripted reply for its route if

@@ -312,9 +312,9 @@ async fn read_request<S: AsyncRead + Unpin>(
             let chunked = headers
                 .iter()
                 .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-            if chunked {
+            buffer.drain(..head_len);
+            let body = if chunked {
                 // git sends large pushes chunked: decode chunk by chunk.
-                buffer.drain(..head_len);
                 let mut body = Vec::new();
                 loop {
                     let line_end = loop {
@@ -337,30 +337,22 @@ async fn read_request<S: AsyncRead + Unpin>(
                     body.extend_from_slice(&buffer[line_end + 2..line_end + 2 + size]);
                     buffer.drain(..line_end + 2 + size + 2);
                     if size == 0 {
-                        return Some(Request {
-                            method,
-                            path,
-                            headers,
-                            body,
-                            connection: 0,
-                            connected_at: Instant::now(),
-                            received_at: Instant::now(),
-                        });
+                        break body;
                     }
                 }
-            }
-            let length: usize = headers
-                .iter()
-                .find(|(n, _)| n == "content-length")
-                .and_then(|(_, v)| v.parse().ok())
-                .unwrap_or(0);
-            while buffer.len() < head_len + length {
-                if !fill(stream, buffer).await {
-                    return None;
+            } else {
+                let length: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                while buffer.len() < length {
+                    if !fill(stream, buffer).await {
+                        return None;
+                    }
                 }
-            }
-            let body = buffer[head_len..head_len + length].to_vec();
-            buffer.drain(..head_len + length);
+                buffer.drain(..length).collect()
+            };
             return Some(Request {
                 method,
                 path,

@@ -68,3 +68,13 @@ pub fn certificates(names: &Names) -> (String, rustls::ServerConfig) {
         .expect("server config");
     (ca_cert.pem(), config)
 }
+
+/// [`certificates`] for a fake at `localhost` and `127.0.0.1`, its leaf valid now.
+pub fn localhost(ca: &str, leaf: Option<&str>) -> (String, rustls::ServerConfig) {
+    certificates(&Names {
+        ca,
+        leaf,
+        hosts: &["localhost", "127.0.0.1"],
+        expired: false,
+    })
+}
