@@ -16,7 +16,7 @@
 //! need two CAs of the same subject name in one bundle, which OpenSSL-based clients cannot tell
 //! apart.)
 //!
-//! The fake sets `TCP_NODELAY` on every connection it accepts (tests/support/fake/http.rs):
+//! The fake sets `TCP_NODELAY` on every connection it accepts (tests/support/server/http.rs):
 //! it writes a TLS flight or a response in more than one `write`, and with Nagle's algorithm
 //! on, loopback's 40 ms delayed ACK stalled about one benchmark run in ten, of every client.
 
