@@ -226,27 +226,37 @@ async fn introspect(
             error.said()
         ))));
     }
+    Ok(answer(url, &response, log))
+}
+
+/// An introspection response (RFC 7662 §2.2): `active: true` passes and shows `client_id`,
+/// `scope` and `exp`; anything else fails validation, quoted.
+fn answer(
+    url: &Url,
+    response: &crate::http::Response,
+    log: &mut Reporter,
+) -> Result<(Validated, Option<Vec<String>>), Error> {
     let json: Value = match serde_json::from_slice(&response.body) {
         Ok(json) if response.status.is_success() => json,
         _ => {
-            return Ok(Err(Error::Validation(format!(
+            return Err(Error::Validation(format!(
                 "The introspection endpoint {url} answered HTTP {} without an introspection response: {}.",
                 response.status,
                 response.quoted_body(200)
-            ))));
+            )));
         }
     };
     match json.get("active").and_then(Value::as_bool) {
         Some(true) => {}
         Some(false) => {
-            return Ok(Err(Error::Validation(format!(
+            return Err(Error::Validation(format!(
                 "The introspection endpoint {url} says the token is not active (\"active\": false).\nThe server does not recognise the token it just issued: check that INTROSPECTION_URL belongs to the same server as the token endpoint."
-            ))));
+            )));
         }
         None => {
-            return Ok(Err(Error::Validation(format!(
+            return Err(Error::Validation(format!(
                 "The introspection response from {url} has no boolean \"active\"."
-            ))));
+            )));
         }
     }
     let field = |name: &str| {
@@ -269,14 +279,14 @@ async fn introspect(
         .get("scope")
         .and_then(Value::as_str)
         .map(crate::token::parse_list);
-    Ok(Ok((
+    Ok((
         Validated::Called {
             what: format!("introspection at {url}: active"),
             status: response.status.as_u16(),
             scopes: None,
         },
         scopes,
-    )))
+    ))
 }
 
 async fn by_jwks(
