@@ -156,6 +156,16 @@ impl Response {
     pub fn quoted_body(&self, max: usize) -> String {
         quote_remote(String::from_utf8_lossy(&self.body).trim(), max)
     }
+
+    /// [`Response::quoted_body`], or `(empty body)` when there is none.
+    pub fn described_body(&self, max: usize) -> String {
+        let body = self.quoted_body(max);
+        if body.is_empty() {
+            "(empty body)".to_owned()
+        } else {
+            body
+        }
+    }
 }
 
 /// The HTTP side of a run: the client, the deadline and the retry budget.

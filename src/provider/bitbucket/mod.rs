@@ -73,14 +73,9 @@ impl Bitbucket {
     fn rejected(&self, response: &Response) -> Error {
         let status = response.status;
         let Some(error) = oauth::parse_error(&response.body) else {
-            let body = response.quoted_body(300);
             return Error::provider(format!(
                 "The token endpoint answered HTTP {status} without an OAuth error: {}. Check that TOKEN_URL is Bitbucket's token endpoint ({DEFAULT_TOKEN_URL}).",
-                if body.is_empty() {
-                    "(empty body)".to_owned()
-                } else {
-                    body
-                }
+                response.described_body(300)
             ));
         };
         let hint = hints::hint(&error.code, error.description.as_deref().unwrap_or(""));

@@ -49,14 +49,7 @@ pub fn refused(
     corrected: Option<i64>,
 ) -> Error {
     let status = response.status;
-    let said = message(&response.body).unwrap_or_else(|| {
-        let body = response.quoted_body(200);
-        if body.is_empty() {
-            "(empty body)".to_owned()
-        } else {
-            body
-        }
-    });
+    let said = message(&response.body).unwrap_or_else(|| response.described_body(200));
     let web = format!("https://{}", app.web_host());
     let what = match step {
         Step::RepositoryLookup(o, r) => format!("The installation lookup for {o}/{r}"),

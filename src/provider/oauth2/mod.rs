@@ -211,14 +211,9 @@ impl OAuth2 {
         let error = oauth::parse_error(&response.body)
             .filter(|_| matches!(status.as_u16(), 400 | 401 | 403));
         let Some(mut error) = error else {
-            let body = response.quoted_body(300);
             return Error::provider(format!(
                 "The token endpoint {url} answered HTTP {status} without an OAuth error: {}. Check TOKEN_URL or ISSUER.",
-                if body.is_empty() {
-                    "(empty body)".to_owned()
-                } else {
-                    body
-                }
+                response.described_body(300)
             ));
         };
         let json: Value = serde_json::from_slice(&response.body).unwrap_or_default();
