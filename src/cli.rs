@@ -51,7 +51,7 @@ pub fn help() -> String {
          Usage:\n\
          \x20 oauth-token-pipe                      fetch (or reuse), validate, write OUTPUT_FILE\n\
          \x20 oauth-token-pipe exec -- CMD [ARGS]   run CMD with the token in $TOKEN_VARIABLE\n\
-         \x20 oauth-token-pipe git-credential get   git credential helper for GIT_HOST (bitbucket.org)\n\
+         \x20 oauth-token-pipe git-credential get   git credential helper for GIT_HOST\n\
          \x20 oauth-token-pipe check                fetch and validate; write nothing\n\
          \x20 oauth-token-pipe status               is the token in OUTPUT_FILE still good?\n\
          \x20 oauth-token-pipe revoke               revoke the token in OUTPUT_FILE and git's cache\n\
@@ -82,6 +82,7 @@ pub fn help() -> String {
     }
     text.pop();
     text.push_str(".\ngit: git config --global credential.https://bitbucket.org.helper '!oauth-token-pipe git-credential'\n");
+    text.push_str("     (github-app: credential.https://github.com.helper, or your GHES host)\n");
     text
 }
 

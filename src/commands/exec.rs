@@ -21,6 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::commands::{acquire, pipe};
 use crate::config::{Config, table};
+use crate::deliver::dotenv;
 use crate::error::{Error, Exit};
 use crate::http::Http;
 use crate::report::Reporter;
@@ -66,6 +67,14 @@ pub async fn exec(
         Some(at) => command.env(format!("{variable}_EXPIRES_AT"), format_time(at)),
         None => command.env_remove(format!("{variable}_EXPIRES_AT")),
     };
+    // A provider's outputs, as the dotenv file has them; none is inherited from this process.
+    for name in crate::provider::OUTPUTS {
+        let key = format!("{variable}{}", dotenv::output_suffix(name));
+        match token.outputs.iter().find(|(n, _)| n == name) {
+            Some((_, value)) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
     scrub_own_environment(&secret_names);
     let mut child = command.spawn().map_err(|e| match e.kind() {
         ErrorKind::NotFound => Error::Spawn(

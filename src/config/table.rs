@@ -134,7 +134,7 @@ pub const VARIABLES: &[Var] = &[
     no_input(var("REUSE", "true", Owner::Common, "Reuse a stored token with enough validity left.")),
     no_input(var("MIN_VALIDITY", "600", Owner::Common, "Seconds a stored token must have left to be reused.")),
     var("DEBUG", "false", Owner::Common, "Log requests and responses, credentials redacted."),
-    no_input(var("GIT_HOST", "bitbucket.org", Owner::Command("git-credential"), "The host git-credential answers for.")),
+    no_input(var("GIT_HOST", "bitbucket.org", Owner::Command("git-credential"), "The host git-credential answers for (github-app: the API's host, github.com for api.github.com).")),
     no_input(var("GIT_USERNAME", "", Owner::Command("git-credential"), "The git username sent with the token (OAuth 2.0 providers).")),
     var("EXPORT_ENV", "false", Owner::GitHub, "Also export the token to later steps through $GITHUB_ENV."),
     platform("BITBUCKET_REPO_FULL_NAME", "Set by Bitbucket Pipelines: the repository being built."),

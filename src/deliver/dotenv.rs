@@ -2,7 +2,8 @@
 //!
 //! The file holds only `NAME=value` lines whose values need no quoting at all: the token is
 //! an RFC 6750 `b64token`, the expiry an RFC 3339 time, the scopes [`is_inert_scope`] words
-//! joined by commas, the client a hex fingerprint. So it reads back identically through
+//! joined by commas, the client a hex fingerprint, a provider's outputs (a GitHub App's
+//! installation ID and slug) inert words of the same alphabet. So it reads back identically through
 //! `. ./file` in POSIX sh, `set -a`, `docker run --env-file` and GitLab's dotenv report (no
 //! comment lines: GitLab's parser rejects them).
 //!
@@ -14,11 +15,24 @@ use std::time::SystemTime;
 
 use secrecy::ExposeSecret;
 
+use crate::provider::OUTPUTS;
 use crate::token::{self, Expiry, Token, check_token, format_time, is_inert_scope};
 
 /// The suffixes of the lines written for a variable `V`: `V`, `V_EXPIRES_AT`, `V_SCOPES`,
-/// `V_CLIENT`.
+/// `V_CLIENT`, and one per provider output ([`output_suffix`]).
 const SUFFIXES: [&str; 4] = ["", "_EXPIRES_AT", "_SCOPES", "_CLIENT"];
+
+/// The line suffix of the provider output `name`: `installation_id` → `_INSTALLATION_ID`.
+pub fn output_suffix(name: &str) -> String {
+    format!("_{}", name.to_ascii_uppercase())
+}
+
+/// Whether `key` is a line this program writes for `variable`.
+fn is_ours(key: &str, variable: &str) -> bool {
+    key.strip_prefix(variable).is_some_and(|suffix| {
+        SUFFIXES.contains(&suffix) || OUTPUTS.iter().any(|name| suffix == output_suffix(name))
+    })
+}
 
 /// The dotenv text for `token` under `variable`, recording the reuse fingerprint `client`;
 /// also the scopes left out because they are not shell-inert.
@@ -32,6 +46,11 @@ pub fn render(variable: &str, token: &Token, client: &str) -> (String, Vec<Strin
     let inert: Vec<&str> = inert.into_iter().map(String::as_str).collect();
     text.push_str(&format!("{variable}_SCOPES={}\n", inert.join(",")));
     text.push_str(&format!("{variable}_CLIENT={client}\n"));
+    // Outputs are the provider's words (digits, a slug); one that is not inert is left out
+    // rather than quoted, exactly as a scope is.
+    for (name, value) in token.outputs.iter().filter(|(_, v)| is_inert_scope(v)) {
+        text.push_str(&format!("{variable}{}={value}\n", output_suffix(name)));
+    }
     (text, dropped.into_iter().cloned().collect())
 }
 
@@ -65,7 +84,7 @@ pub fn foreign_keys(text: &str, variable: &str) -> Vec<String> {
             continue;
         }
         let (key, value) = line.split_once('=').unwrap_or((line, ""));
-        if SUFFIXES.iter().any(|s| key == format!("{variable}{s}")) {
+        if is_ours(key, variable) {
             continue;
         }
         let name = key.strip_prefix("export ").unwrap_or(key).trim();
@@ -132,8 +151,20 @@ pub fn parse(text: &str, variable: &str, now: SystemTime) -> Result<Stored, Stri
             "its {variable}_SCOPES has a character this program never writes"
         ));
     }
+    let mut token = Token::new(secret, Expiry::At(at), scopes);
+    for name in OUTPUTS {
+        let suffix = output_suffix(name);
+        if let Some(value) = value(&suffix)? {
+            if !is_inert_scope(value) {
+                return Err(format!(
+                    "its {variable}{suffix} has a character this program never writes"
+                ));
+            }
+            token.outputs.push((name, value.to_owned()));
+        }
+    }
     Ok(Stored {
-        token: Token::new(secret, Expiry::At(at), scopes),
+        token,
         client: client.to_owned(),
     })
 }
@@ -177,6 +208,32 @@ mod tests {
     }
 
     #[test]
+    fn a_providers_outputs_are_written_and_read_back() {
+        let mut token = token(&["contents:write"]);
+        token.outputs = vec![
+            ("installation_id", "31337".to_owned()),
+            ("app_slug", "fake-ci-app".to_owned()),
+        ];
+        let (text, _) = render("GH", &token, "0123456789abcdef");
+        assert!(
+            text.ends_with(
+                "GH_CLIENT=0123456789abcdef\nGH_INSTALLATION_ID=31337\nGH_APP_SLUG=fake-ci-app\n"
+            ),
+            "{text}"
+        );
+        assert!(foreign_keys(&text, "GH").is_empty());
+        let stored = parse(&text, "GH", now()).unwrap();
+        assert_eq!(stored.token.outputs, token.outputs);
+        // A value that is not an inert word is never written.
+        token.outputs = vec![("app_slug", "a b".to_owned())];
+        assert!(
+            !render("GH", &token, "0123456789abcdef")
+                .0
+                .contains("APP_SLUG")
+        );
+    }
+
+    #[test]
     fn shell_active_scopes_are_never_written() {
         let (text, dropped) = render(
             "BB",
@@ -208,6 +265,11 @@ mod tests {
             (good.replace("2027-01-01T00:00:00Z", "soon"), "RFC 3339"),
             (format!("{good}EXTRA=1\n"), "EXTRA"),
             (format!("{good}BB=xyz\n"), "twice"),
+            (
+                format!("{good}BB_APP_SLUG=$(id)\n"),
+                "_APP_SLUG has a character",
+            ),
+            (format!("{good}BB_APP_SLUG=a\nBB_APP_SLUG=b\n"), "twice"),
             (
                 good.replace("BB_CLIENT=0123456789abcdef\n", ""),
                 "no BB_CLIENT",

@@ -42,6 +42,10 @@ pub const IDS: &[&str] = &[
     github_app::ID,
 ];
 
+/// Every extra output a provider adds to a token ([`Token::outputs`]): GitHub step outputs,
+/// and `TOKEN_VARIABLE_<NAME>` lines in the dotenv file and exec's environment. Never secrets.
+pub const OUTPUTS: &[&str] = github_app::OUTPUTS;
+
 /// Whether a 401 may be replication lag: only for a token issued a moment ago.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fresh {

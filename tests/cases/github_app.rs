@@ -364,6 +364,51 @@ fn reuse_keys_by_app_installation_repositories_and_permissions() {
     );
 }
 
+/// A reused token keeps its installation and slug: the dotenv file records them, a later
+/// run's GitHub outputs and an exec child's environment carry them again.
+#[test]
+fn a_reused_token_keeps_its_installation_id_and_app_slug() {
+    let server = FakeGitHub::start(Setup::default());
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("app.env");
+    run(app(&server, work.path()).env("OUTPUT_FILE", &file)).expect_code(0);
+    let text = fs::read_to_string(&file).unwrap();
+    assert!(
+        text.ends_with(&format!(
+            "GITHUB_APP_TOKEN_INSTALLATION_ID=31337\nGITHUB_APP_TOKEN_APP_SLUG={}\n",
+            fake_github::APP_SLUG
+        )),
+        "{text}"
+    );
+    let out = work.path().join("out");
+    run(app(&server, work.path())
+        .env("OUTPUT_FILE", &file)
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", &out))
+    .expect_code(0)
+    .expect_log("Reusing the token");
+    let outputs = crate::support::parse_file_commands(&fs::read_to_string(out).unwrap());
+    let get = |n: &str| outputs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert_eq!(get("installation_id").as_deref(), Some("31337"));
+    assert_eq!(get("app_slug").as_deref(), Some(fake_github::APP_SLUG));
+    // exec, reusing the same file: the child sees both; an inherited value never passes.
+    let printed = work.path().join("printed");
+    run(app(&server, work.path())
+        .env("OUTPUT_FILE", &file)
+        .env("GITHUB_APP_TOKEN_APP_SLUG", "inherited")
+        .args(["exec", "--", "sh", "-c"])
+        .arg(format!(
+            "echo \"$GITHUB_APP_TOKEN_INSTALLATION_ID $GITHUB_APP_TOKEN_APP_SLUG\" > {}",
+            printed.display()
+        )))
+    .expect_code(0);
+    assert_eq!(
+        fs::read_to_string(&printed).unwrap(),
+        format!("31337 {}\n", fake_github::APP_SLUG)
+    );
+    assert_eq!(server.tokens().len(), 1, "both later runs reused the token");
+}
+
 fn git(server: &FakeGitHub, home: &Path, dir: &Path, args: &[&str]) -> String {
     let out = StdCommand::new("git")
         .args(["-c", "credential.helper=", "-c"])
