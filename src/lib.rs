@@ -4,8 +4,8 @@
 //! environment, git's credential protocol) without ever printing it.
 //!
 //! The layers, each importing only those above it in this list:
-//! - [`error`], [`report`], [`token`], [`vars`], [`platform`]: leaves (failures, the log,
-//!   what a token is, raw variables, which CI runs us);
+//! - [`error`], [`report`], [`token`], [`vars`], [`platform`], [`safe_fs`]: leaves (failures,
+//!   the log, what a token is, raw variables, which CI runs us, opening hostile folders' files);
 //! - [`http`]: the client and the one way requests are sent;
 //! - [`provider`]: one folder per token source, behind the [`provider::Provider`] trait;
 //! - [`deliver`], [`store`]: handing the token on, and reuse;
@@ -27,6 +27,7 @@ pub mod http;
 pub mod platform;
 pub mod provider;
 pub mod report;
+pub mod safe_fs;
 pub mod store;
 pub mod token;
 pub mod vars;

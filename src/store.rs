@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 
 use crate::deliver::dotenv::{self, Stored};
-use crate::deliver::safe_fs;
+use crate::safe_fs;
 use crate::vars::{self, Problems, Raw};
 
 /// A stored token is reused only with at least this many seconds left.

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::{dotenv, git_exclude, safe_fs};
+use super::{dotenv, git_exclude};
+use crate::safe_fs;
 
 /// What [`write`] did besides writing the file.
 #[derive(Debug, Default)]

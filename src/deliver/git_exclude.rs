@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::safe_fs::{self, trusted_owner};
+use crate::safe_fs::{self, trusted_owner};
 
 /// Lists `file` (in the canonical folder `folder`, owned by `folder_owner`) in its work
 /// tree's exclude file; `Ok(None)` when it is in no (trusted) work tree.

@@ -6,7 +6,6 @@ pub mod dotenv;
 pub mod file;
 pub mod git_exclude;
 pub mod github;
-pub mod safe_fs;
 
 use std::path::PathBuf;
 

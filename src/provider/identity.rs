@@ -311,10 +311,10 @@ fn read_file(path: &std::path::Path) -> Result<String, Error> {
             format!("({}) cannot be read ({e}).", path.display()),
         )
     };
-    let mut file = crate::deliver::safe_fs::open_read(path)
+    let mut file = crate::safe_fs::open_read(path)
         .and_then(|f| f.ok_or_else(|| std::io::Error::other("it does not exist")))
         .map_err(failed)?;
-    Ok(crate::deliver::safe_fs::read_capped(&mut file)
+    Ok(crate::safe_fs::read_capped(&mut file)
         .map_err(failed)?
         .trim()
         .to_owned())
