@@ -33,61 +33,31 @@ pub fn parse(profile: Profile, raw: &Raw, mode: Mode, problems: &mut Problems) -
     let needs_credentials = mode != Mode::Status;
     let grant = grant(raw, profile, problems)?;
     let method = client_auth(raw, profile, grant, problems)?;
-    let needs_client = needs_credentials && method != ClientAuthMethod::None;
-    let needs_secret =
-        needs_credentials && matches!(method, ClientAuthMethod::Basic | ClientAuthMethod::Post);
-    let client_id = required(
-        raw,
-        "CLIENT_ID",
-        needs_client,
-        "set it to the client (application) ID the authorization server issued.",
-        problems,
-    );
-    let secret = required(
-        raw,
-        "CLIENT_SECRET",
-        needs_secret,
-        "set it to the client secret, as a secured variable (or use CLIENT_AUTH=private_key_jwt or federated).",
-        problems,
-    );
+    let (client_id, secret) = client(raw, method, needs_credentials, problems);
     let signing = if method == ClientAuthMethod::PrivateKeyJwt && needs_credentials {
         signing(raw, problems)
     } else {
         Some(None)
     };
-    let identity = if (method == ClientAuthMethod::Federated || grant != Grant::ClientCredentials)
-        && needs_credentials
-    {
-        let default_audience = (profile == Profile::Entra).then_some(ENTRA_FEDERATION_AUDIENCE);
-        Identity::parse(raw, Platform::detect(raw), default_audience, problems).map(Some)
+    let federated = method == ClientAuthMethod::Federated || grant != Grant::ClientCredentials;
+    let identity = if federated && needs_credentials {
+        identity(raw, profile, problems)
     } else {
         Some(None)
     };
     let (issuer, token_url) = endpoints(raw, profile, problems);
-    let introspection_url = raw
-        .get("INTROSPECTION_URL")
-        .and_then(|u| vars::parse_url("INTROSPECTION_URL", u, problems));
-    let jwks_url = raw
-        .get("JWKS_URL")
-        .and_then(|u| vars::parse_url("JWKS_URL", u, problems));
+    let optional_url = |name: &str, problems: &mut Problems| {
+        raw.get(name)
+            .and_then(|u| vars::parse_url(name, u, problems))
+    };
+    let introspection_url = optional_url("INTROSPECTION_URL", problems);
+    let jwks_url = optional_url("JWKS_URL", problems);
     let scope = scope(raw, profile, problems);
     let audience = audience(raw, profile, problems);
     let resources = resources(raw, profile, problems);
     let known = issuer.is_some() || introspection_url.is_some() || jwks_url.is_some();
     let validate = validate(raw, mode, known, problems);
-    let required_scopes = parse_list(raw.get("REQUIRED_SCOPES").unwrap_or(""));
-    let git_username = raw.get("GIT_USERNAME").map(str::to_owned);
-    if mode == Mode::GitCredential && git_username.is_none() {
-        problems.push("GIT_USERNAME", format!("is not set: git-credential with PROVIDER={} needs the username the git host expects with this token (e.g. any non-empty name for Azure DevOps).", profile.id()));
-    }
-    let requested = raw
-        .get("REQUESTED_TOKEN_TYPE")
-        .map(str::to_owned)
-        .or_else(|| (profile == Profile::Google).then(|| ACCESS_TOKEN_TYPE.to_owned()));
-    let token_types = (
-        raw.get("SUBJECT_TOKEN_TYPE").unwrap_or(JWT_TYPE).to_owned(),
-        requested,
-    );
+    let git = git(raw, profile, mode, problems);
     let impersonation = impersonation(raw, profile, problems);
     let (client_id, secret) = (client_id?, secret?);
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
@@ -105,21 +75,76 @@ pub fn parse(profile: Profile, raw: &Raw, mode: Mode, problems: &mut Problems) -
         audience: audience?,
         resources: resources?,
         validate: validate?,
-        required_scopes,
-        git: Git {
-            username: git_username.unwrap_or_default(),
-            default_host: None,
-        },
+        required_scopes: parse_list(raw.get("REQUIRED_SCOPES").unwrap_or("")),
+        git,
         metadata: OnceCell::new(),
         scope_assumed: Cell::new(false),
         grant,
         signing: signing?,
         identity: identity?,
-        token_types,
+        token_types: token_types(raw, profile),
         impersonation: impersonation?,
         platform_is_bitbucket: Platform::detect(raw) == Platform::BitbucketPipelines,
         last_assertion: RefCell::new(None),
     })
+}
+
+/// The CI identity token a federated client or an assertion grant presents (Entra's
+/// federated credentials require the audience `api://AzureADTokenExchange`).
+fn identity(raw: &Raw, profile: Profile, problems: &mut Problems) -> Option<Option<Identity>> {
+    let default_audience = (profile == Profile::Entra).then_some(ENTRA_FEDERATION_AUDIENCE);
+    Identity::parse(raw, Platform::detect(raw), default_audience, problems).map(Some)
+}
+
+/// CLIENT_ID and CLIENT_SECRET, each required when `method` sends it (never for `status`).
+fn client(
+    raw: &Raw,
+    method: ClientAuthMethod,
+    needs_credentials: bool,
+    problems: &mut Problems,
+) -> (Option<String>, Option<String>) {
+    let needs_client = needs_credentials && method != ClientAuthMethod::None;
+    let needs_secret =
+        needs_credentials && matches!(method, ClientAuthMethod::Basic | ClientAuthMethod::Post);
+    let client_id = required(
+        raw,
+        "CLIENT_ID",
+        needs_client,
+        "set it to the client (application) ID the authorization server issued.",
+        problems,
+    );
+    let secret = required(
+        raw,
+        "CLIENT_SECRET",
+        needs_secret,
+        "set it to the client secret, as a secured variable (or use CLIENT_AUTH=private_key_jwt or federated).",
+        problems,
+    );
+    (client_id, secret)
+}
+
+/// How git-credential answers: GIT_USERNAME, which an OAuth 2.0 host has no default for.
+fn git(raw: &Raw, profile: Profile, mode: Mode, problems: &mut Problems) -> Git {
+    let username = raw.get("GIT_USERNAME").map(str::to_owned);
+    if mode == Mode::GitCredential && username.is_none() {
+        problems.push("GIT_USERNAME", format!("is not set: git-credential with PROVIDER={} needs the username the git host expects with this token (e.g. any non-empty name for Azure DevOps).", profile.id()));
+    }
+    Git {
+        username: username.unwrap_or_default(),
+        default_host: None,
+    }
+}
+
+/// RFC 8693's subject and requested token types (Google's STS needs the requested one).
+fn token_types(raw: &Raw, profile: Profile) -> (String, Option<String>) {
+    let requested = raw
+        .get("REQUESTED_TOKEN_TYPE")
+        .map(str::to_owned)
+        .or_else(|| (profile == Profile::Google).then(|| ACCESS_TOKEN_TYPE.to_owned()));
+    (
+        raw.get("SUBJECT_TOKEN_TYPE").unwrap_or(JWT_TYPE).to_owned(),
+        requested,
+    )
 }
 
 fn grant(raw: &Raw, profile: Profile, problems: &mut Problems) -> Option<Grant> {
