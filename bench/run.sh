@@ -20,6 +20,14 @@
 # Then the same clients (not the no-op) through bench/relay.py, which adds a round-trip time
 # (RTT) to every connection, one listener per origin: wall time at each RTT (0, 20 and 80 ms;
 # --short: 20 ms only) and the data round trips each run needed, counted by the relay.
+# And, through the relay only, the OAuth 2.0 job against the fake authorization server the same
+# example starts (examples/fake_oauth2.rs, one issuer host): get a token by client credentials
+# and check it against the issuer's JWKS. Its clients:
+#   oauth-token-pipe      PROVIDER=oauth2 ISSUER=... VALIDATE=jwks: discovery, token, JWKS
+#   curl --next           one curl process, token request and JWKS fetch at URLs given to it
+#   Python requests       bench/clients/oauth2_requests.py: one Session, the two requests at
+#                         URLs given, the RS256 signature and claims checked, the file written
+# (the two baselines are "a client that knew every URL in advance": no discovery request).
 #
 # On a fresh Debian or Ubuntu machine it installs what it lacks (apt: hyperfine, jq, curl, time,
 # python3-venv, musl-tools; pip, into target/bench/venv: requests, matplotlib). Everything it
@@ -160,10 +168,13 @@ grep -q '^REPOSITORY=' "$run/fake.env" || die "the fake Bitbucket did not start 
 # shellcheck disable=SC1091
 . "$run/fake.env"
 say "fake Bitbucket: token endpoint $TOKEN_URL, API $API_URL"
+say "fake OAuth 2.0 authorization server: $OAUTH2_URL"
 
 # The latency relay: one listener per origin, each relaying to the fake. The token origin keeps
 # the name localhost and the API 127.0.0.1 (the two names the fake's certificate covers), on two
-# ports, so no client can carry both requests on one connection. Its stdin is a FIFO like the
+# ports, so no client can carry both requests on one connection; a third listener is the OAuth
+# 2.0 issuer, named localhost (the fake advertises its endpoints under the host and port the
+# client reached, so discovery keeps the pipe on the relay). Its stdin is a FIFO like the
 # fake's; it is told over a control socket which run comes next, and appends what it counted
 # in each run to relay.jsonl.
 fake_origin() { # URL -> 127.0.0.1:PORT (the fake listens on 127.0.0.1 under both names)
@@ -173,11 +184,12 @@ fake_origin() { # URL -> 127.0.0.1:PORT (the fake listens on 127.0.0.1 under bot
 mkfifo "$run/relay.stdin"
 "$venv/bin/python" bench/relay.py --control "$run/relay.sock" --stats "$run/relay.jsonl" \
     --origin token "$(fake_origin "$TOKEN_URL")" --origin api "$(fake_origin "$API_URL")" \
+    --origin oauth2 "$(fake_origin "$OAUTH2_URL")" \
     <"$run/relay.stdin" >"$run/relay.env" 2>"$run/relay.log" &
 relay_pid=$!
 exec {relay_fd}>"$run/relay.stdin"
 for _ in $(seq 100); do
-    grep -q '^API_PORT=' "$run/relay.env" 2>/dev/null && [ -S "$run/relay.sock" ] && break
+    grep -q '^OAUTH2_PORT=' "$run/relay.env" 2>/dev/null && [ -S "$run/relay.sock" ] && break
     kill -0 "$relay_pid" 2>/dev/null || die "the relay exited: $(cat "$run/relay.log")"
     sleep 0.1
 done
@@ -186,10 +198,11 @@ done
 . "$run/relay.env"
 RELAY_TOKEN_URL=https://localhost:$TOKEN_PORT/${TOKEN_URL#https://*/}
 RELAY_API_URL=https://127.0.0.1:$API_PORT/${API_URL#https://*/}
+RELAY_ISSUER=https://localhost:$OAUTH2_PORT
 relay() { # PATH: one command to the relay
     curl -sSf --unix-socket "$run/relay.sock" -o /dev/null "http://relay$1"
 }
-say "relay: token endpoint $RELAY_TOKEN_URL, API $RELAY_API_URL"
+say "relay: token endpoint $RELAY_TOKEN_URL, API $RELAY_API_URL, OAuth 2.0 issuer $RELAY_ISSUER"
 
 # The output folder is outside any git work tree, so the pipe does not add the file to a
 # .git/info/exclude (in a pipeline's clone directory it does; that costs two small file ops).
@@ -208,6 +221,16 @@ env_for() { # TOKEN_URL API_URL: sets job_env
 env_for "$RELAY_TOKEN_URL" "$RELAY_API_URL"
 relay_env=("${job_env[@]}")
 env_for "$TOKEN_URL" "$API_URL"
+# The OAuth 2.0 job's environment, through the relay. The pipe reads PROVIDER, ISSUER,
+# VALIDATE and AUDIENCE and discovers the rest; the baselines read the two URLs it would
+# discover (OAUTH2_TOKEN_URL, OAUTH2_JWKS_URL), which the pipe ignores.
+oauth2_env=(env -i "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    "HOME=$run/home" "LANG=C.UTF-8"
+    "PROVIDER=oauth2" "ISSUER=$RELAY_ISSUER" "VALIDATE=jwks" "AUDIENCE=$OAUTH2_AUDIENCE"
+    "CA_BUNDLE=$OAUTH2_CA_BUNDLE" "CLIENT_ID=$OAUTH2_CLIENT_ID"
+    "CLIENT_SECRET=$OAUTH2_CLIENT_SECRET" "OUTPUT_FILE=$output_file"
+    "OAUTH2_TOKEN_URL=$RELAY_ISSUER$OAUTH2_TOKEN_PATH"
+    "OAUTH2_JWKS_URL=$RELAY_ISSUER$OAUTH2_JWKS_PATH")
 
 # The token the fake issues: the single curl process cannot pass it from its first answer to
 # its second request, so it is fetched once here and written into that curl's config.
@@ -239,6 +262,27 @@ EOF
 }
 next_config "$run/next.curlrc" "$TOKEN_URL" "$API_URL"
 next_config "$run/next-relay.curlrc" "$RELAY_TOKEN_URL" "$RELAY_API_URL"
+# The OAuth 2.0 baseline in one curl process: the token request, then the JWKS at the URL it
+# was given, on the same connection (curl keeps it for the next URL on the same host).
+(
+    umask 077
+    cat >"$run/oauth2-next.curlrc" <<EOF
+url = "$RELAY_ISSUER$OAUTH2_TOKEN_PATH"
+cacert = "$OAUTH2_CA_BUNDLE"
+user = "$OAUTH2_CLIENT_ID:$OAUTH2_CLIENT_SECRET"
+data = "grant_type=client_credentials"
+data-urlencode = "audience=$OAUTH2_AUDIENCE"
+output = "/dev/null"
+silent
+show-error
+fail
+next
+url = "$RELAY_ISSUER$OAUTH2_JWKS_PATH"
+cacert = "$OAUTH2_CA_BUNDLE"
+output = "/dev/null"
+fail
+EOF
+)
 
 # --- The clients ------------------------------------------------------------------------------
 # name | expects the token in OUTPUT_FILE | argv (one word per element, run without a shell)
@@ -257,8 +301,19 @@ commands=(
 relay_clients=(0 1 2 3)
 relay_commands=("${commands[@]}")
 relay_commands[3]="/usr/bin/curl$(printf '\t')-q$(printf '\t')-K$(printf '\t')$run/next-relay.curlrc"
+# The OAuth 2.0 job (through the relay only, in oauth2_env).
+oauth2_names=("oauth-token-pipe, PROVIDER=oauth2" "curl --next, URLs given (1 process)"
+    "Python requests Session, URLs given")
+oauth2_keys=(oauth2-pipe oauth2-next oauth2-requests)
+oauth2_writes_file=(yes no yes)
+oauth2_commands=(
+    "$pipe_bin"
+    "/usr/bin/curl$(printf '\t')-q$(printf '\t')-K$(printf '\t')$run/oauth2-next.curlrc"
+    "$venv/bin/python$(printf '\t')$repo/bench/clients/oauth2_requests.py"
+)
 argv_of() { IFS=$'\t' read -r -a argv <<<"${commands[$1]}"; }
 relay_argv_of() { IFS=$'\t' read -r -a argv <<<"${relay_commands[$1]}"; }
+oauth2_argv_of() { IFS=$'\t' read -r -a argv <<<"${oauth2_commands[$1]}"; }
 # hyperfine --shell=none splits its command like a POSIX shell: quote every word.
 quote_argv() {
     local word q=''
@@ -267,6 +322,7 @@ quote_argv() {
 }
 quoted() { argv_of "$1" && quote_argv; }
 relay_quoted() { relay_argv_of "$1" && quote_argv; }
+oauth2_quoted() { oauth2_argv_of "$1" && quote_argv; }
 
 # Each client must do the whole job once, untimed, before it is timed.
 for i in "${!names[@]}"; do
@@ -295,7 +351,29 @@ for i in "${relay_clients[@]}"; do
         die "${names[$i]} did not write the token to OUTPUT_FILE through the relay"
     fi
 done
+# The OAuth 2.0 job once through the relay, each client as a run of its own.
+for i in "${!oauth2_names[@]}"; do
+    oauth2_argv_of "$i"
+    rm -f "$output_file"
+    relay "/run?label=check/${oauth2_keys[$i]}&rtt=0"
+    if ! "${oauth2_env[@]}" "${argv[@]}" >"$run/check.log" 2>&1; then
+        cat "$run/check.log" "$run/relay.log" "$run/fake.log" >&2
+        die "${oauth2_names[$i]} failed the OAuth 2.0 job through the relay"
+    fi
+    if [ "${oauth2_writes_file[$i]}" = yes ] &&
+        ! grep -Eqx 'OAUTH_ACCESS_TOKEN=eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+' \
+            "$output_file" 2>/dev/null; then
+        die "${oauth2_names[$i]} did not write the JWT access token to OUTPUT_FILE"
+    fi
+done
 relay /end
+for i in "${!oauth2_names[@]}"; do
+    # Only the issuer's origin, each connection with at least one round trip.
+    jq -e -s --arg want "check/${oauth2_keys[$i]}" 'map(select(.label == $want)) | length == 1 and
+        (.[0] | (.connections | length) >= 1 and all(.connections[]; .origin == "oauth2"
+            and .round_trips >= 1))' "$run/relay.jsonl" >/dev/null ||
+        die "the relay did not see ${oauth2_names[$i]} use the issuer: $(grep -F "\"check/${oauth2_keys[$i]}\"" "$run/relay.jsonl")"
+done
 for i in "${relay_clients[@]}"; do
     # Two connections (one per origin), each with at least one round trip.
     jq -e -s --arg want "check/${keys[$i]}" 'map(select(.label == $want)) | length == 1 and
@@ -360,6 +438,14 @@ for round in $(seq "$latency_rounds"); do
         done
         "${relay_env[@]}" hyperfine "${hf_args[@]}" --export-json "$run/latency.$round.$rtt.json"
         latency_args+=("$rtt:$run/latency.$round.$rtt.json")
+        # The OAuth 2.0 job right after, at the same RTT, in its own environment.
+        hf_args=(--shell=none --warmup "$latency_warmup" --runs "$latency_runs" --style basic)
+        for i in "${!oauth2_names[@]}"; do
+            hf_args+=(--prepare "/bin/sh '$run/next-run' $round/${oauth2_keys[$i]}/$rtt $rtt"
+                --command-name "${oauth2_names[$i]}" "$(oauth2_quoted "$i")")
+        done
+        "${oauth2_env[@]}" hyperfine "${hf_args[@]}" --export-json "$run/latency-oauth2.$round.$rtt.json"
+        latency_args+=("$rtt:$run/latency-oauth2.$round.$rtt.json")
     done
 done
 relay /end

@@ -2,7 +2,8 @@
 //! server, so that a script (bench/run.sh) can point any client at it.
 //!
 //! It prints shell lines to stdout — `TOKEN_URL`, `API_URL`, `CA_BUNDLE`, `CLIENT_ID`,
-//! `CLIENT_SECRET`, `REPOSITORY` — ready for `. ./file` or `eval`, then serves until its
+//! `CLIENT_SECRET`, then the `OAUTH2_*` lines of the fake OAuth 2.0 authorization server it
+//! also starts (below), and `REPOSITORY` last — ready for `. ./file` or `eval`, then serves until its
 //! standard input reaches end of file or it gets SIGTERM or SIGINT. Stopping on end of input
 //! means a fake started with its stdin on a pipe cannot outlive the script that holds the pipe,
 //! even when that script is killed outright.
@@ -19,6 +20,14 @@
 //! The fake sets `TCP_NODELAY` on every connection it accepts (tests/support/server/http.rs):
 //! it writes a TLS flight or a response in more than one `write`, and with Nagle's algorithm
 //! on, loopback's 40 ms delayed ACK stalled about one benchmark run in ten, of every client.
+//!
+//! Beside it runs a fake OAuth 2.0 authorization server ([`fake_oauth2`], on its own port with
+//! its own CA) for the benchmark's `PROVIDER=oauth2` job: discovery, the client-credentials
+//! grant issuing RS256 JWT access tokens, and the JWKS, all on one host. Its lines:
+//! `OAUTH2_URL` (its base, `https://127.0.0.1:PORT`; the issuer is whatever host and port the
+//! client reaches it by), `OAUTH2_CA_BUNDLE`, `OAUTH2_CLIENT_ID`, `OAUTH2_CLIENT_SECRET`,
+//! `OAUTH2_AUDIENCE`, and its paths `OAUTH2_DISCOVERY_PATH`, `OAUTH2_TOKEN_PATH`,
+//! `OAUTH2_JWKS_PATH` (for a client that is given every URL instead of discovering them).
 
 // The tests' own fake, so the benchmark measures against exactly what the tests prove. This
 // binary only starts it and reads its URLs and counters; the rest of its API (scripted
@@ -27,16 +36,19 @@
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/support/fake/mod.rs"]
 mod fake;
+mod fake_oauth2;
 
 use std::io::{Read, Write};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use fake::FakeBitbucket;
+use fake_oauth2::FakeOAuth2;
 
 fn main() {
     stop_signal::install();
     let server = FakeBitbucket::start_default();
+    let oauth2 = FakeOAuth2::start();
     let setup = server.setup();
     let token_url = server
         .token_url()
@@ -48,6 +60,21 @@ fn main() {
         ("CA_BUNDLE", server.ca_file().display().to_string()),
         ("CLIENT_ID", setup.client_id.clone()),
         ("CLIENT_SECRET", setup.client_secret.clone()),
+        ("OAUTH2_URL", oauth2.base()),
+        ("OAUTH2_CA_BUNDLE", oauth2.ca_file().display().to_string()),
+        ("OAUTH2_CLIENT_ID", fake_oauth2::CLIENT_ID.to_owned()),
+        (
+            "OAUTH2_CLIENT_SECRET",
+            fake_oauth2::CLIENT_SECRET.to_owned(),
+        ),
+        ("OAUTH2_AUDIENCE", fake_oauth2::AUDIENCE.to_owned()),
+        (
+            "OAUTH2_DISCOVERY_PATH",
+            fake_oauth2::DISCOVERY_PATH.to_owned(),
+        ),
+        ("OAUTH2_TOKEN_PATH", fake_oauth2::TOKEN_PATH.to_owned()),
+        ("OAUTH2_JWKS_PATH", fake_oauth2::JWKS_PATH.to_owned()),
+        // Last: a reader waits for this line to know that all are there.
         ("REPOSITORY", "acme/widgets".to_owned()),
     ];
     let mut stdout = std::io::stdout().lock();
@@ -81,7 +108,17 @@ fn main() {
         server.token_requests(),
         server.api_requests()
     );
-    // Dropping the fake stops its thread and removes its CA file.
+    let counts = oauth2.counts();
+    eprintln!(
+        "fake_oauth2: stopping after {} connection(s): {} discovery, {} token and {} JWKS request(s), {} refused.",
+        oauth2.connections(),
+        counts.discovery,
+        counts.token,
+        counts.jwks,
+        counts.refused
+    );
+    // Dropping the fakes stops their threads and removes their CA files.
+    drop(oauth2);
     drop(server);
 }
 
