@@ -88,6 +88,15 @@ fn source(cmd: &mut assert_cmd::Command, server: &FakeOidc, dir: &Path, from: Fr
     }
 }
 
+/// GitHub Actions → Entra ID with the sinks in `dir`: the most common federation.
+fn github_to_entra(server: &FakeOidc, dir: &Path) -> assert_cmd::Command {
+    let mut cmd = bare(dir);
+    sink_env(&mut cmd, server, dir);
+    entra(&mut cmd, server);
+    source(&mut cmd, server, dir, From::GitHub, &[]);
+    cmd
+}
+
 fn dotenv(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("oauth-token.env")).unwrap_or_default()
 }
@@ -476,10 +485,7 @@ fn exec_fetches_a_fresh_identity_token_for_each_access_token() {
     let mut seen = Vec::new();
     for _ in 0..2 {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = bare(dir.path());
-        sink_env(&mut cmd, &server, dir.path());
-        entra(&mut cmd, &server);
-        source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+        let mut cmd = github_to_entra(&server, dir.path());
         cmd.env_remove("OUTPUT_FILE").args([
             "exec",
             "--",
@@ -720,10 +726,7 @@ fn identity_faults_end_in_their_exit_code_without_a_leak() {
             ..Setup::default()
         });
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = bare(dir.path());
-        sink_env(&mut cmd, &server, dir.path());
-        entra(&mut cmd, &server);
-        source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+        let mut cmd = github_to_entra(&server, dir.path());
         cmd.env("RETRIES", retries);
         if bad_token {
             cmd.env(
@@ -879,10 +882,7 @@ fn entra_federated_validates_through_discovery_without_a_false_warning() {
         ..Setup::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = bare(dir.path());
-    sink_env(&mut cmd, &server, dir.path());
-    entra(&mut cmd, &server);
-    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let mut cmd = github_to_entra(&server, dir.path());
     cmd.env_remove("VALIDATE_URL");
     let out = run(&mut cmd);
     out.expect_code(0).expect_log("/discovery/v2.0/keys");

@@ -7,10 +7,7 @@ use super::*;
 fn entra_refusal(setup: Setup) -> (Run, FakeOidc) {
     let server = FakeOidc::start(setup);
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = bare(dir.path());
-    sink_env(&mut cmd, &server, dir.path());
-    entra(&mut cmd, &server);
-    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let mut cmd = github_to_entra(&server, dir.path());
     let out = run(&mut cmd);
     assert_no_leak(&server, &out, "refusal");
     (out, server)
@@ -113,10 +110,7 @@ fn aadsts700024_fetches_a_fresh_identity_token_and_retries_once() {
         ..Setup::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = bare(dir.path());
-    sink_env(&mut cmd, &server, dir.path());
-    entra(&mut cmd, &server);
-    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let mut cmd = github_to_entra(&server, dir.path());
     let out = run(&mut cmd);
     out.expect_code(0)
         .expect_log("AADSTS700024")
@@ -138,10 +132,7 @@ fn aadsts700024_twice_stops_after_one_retry_and_blames_the_clock() {
         ..Setup::default()
     });
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = bare(dir.path());
-    sink_env(&mut cmd, &server, dir.path());
-    entra(&mut cmd, &server);
-    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let mut cmd = github_to_entra(&server, dir.path());
     run(&mut cmd)
         .expect_code(3)
         .expect_log("check this runner's clock");
