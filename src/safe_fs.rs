@@ -106,32 +106,23 @@ pub fn open_append_at(dir: &File, name: &str, create: bool) -> io::Result<(File,
 
 /// Opens the regular file `name` inside `dir` for reading; `Ok(None)` when it is absent.
 pub fn open_read_at(dir: &File, name: &str) -> io::Result<Option<File>> {
-    let cname = c_name(Path::new(name))?;
-    // SAFETY: a valid fd and C string; the result is checked.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            cname.as_ptr(),
-            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    match check(fd) {
-        Ok(file) => {
-            regular(&file)?;
-            Ok(Some(file))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    open_regular(dir.as_raw_fd(), &c_name(Path::new(name))?)
 }
 
 /// Opens `path` for reading, not following a symlink at its last component, refusing
 /// anything but a regular file with one link; `Ok(None)` when it is absent.
 pub fn open_read(path: &Path) -> io::Result<Option<File>> {
-    let name = c_name(path)?;
-    // SAFETY: a valid C string; the result is checked.
+    open_regular(libc::AT_FDCWD, &c_name(path)?)
+}
+
+/// `openat(dir, name)` for reading without following a last-component symlink or blocking
+/// on a FIFO, then [`regular`]; `Ok(None)` when it is absent.
+fn open_regular(dir: libc::c_int, name: &CString) -> io::Result<Option<File>> {
+    // SAFETY: `dir` is an open folder's fd or AT_FDCWD, `name` a valid C string; the result
+    // is checked.
     let fd = unsafe {
-        libc::open(
+        libc::openat(
+            dir,
             name.as_ptr(),
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
         )
