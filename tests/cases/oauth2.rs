@@ -116,6 +116,11 @@ fn discovery_reads_the_openid_configuration_and_uses_its_endpoints() {
         ],
         "one discovery request, no RFC 8414 request after a 200"
     );
+    assert_eq!(
+        server.connections(),
+        1,
+        "discovery, token and JWKS share the issuer host's one connection"
+    );
     let discovery = &server.requests()[0];
     assert_eq!(
         discovery.header("authorization"),
@@ -343,6 +348,11 @@ fn validate_introspect_passes_an_active_token_and_authenticates_like_the_token_r
     assert_eq!(
         introspection.header("authorization"),
         server.token_requests()[0].header("authorization")
+    );
+    assert_eq!(
+        (server.requests().len(), server.connections()),
+        (3, 1),
+        "discovery, token and introspection share the issuer host's one connection"
     );
 }
 

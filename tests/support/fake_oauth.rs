@@ -446,6 +446,11 @@ impl FakeOAuth {
         format!("{}/api/me", self.base())
     }
 
+    /// How many TLS connections were accepted.
+    pub fn connections(&self) -> usize {
+        self.server.connections()
+    }
+
     /// The PEM file of the CA that signed the fake's certificate (for CA_BUNDLE).
     pub fn ca_file(&self) -> &Path {
         self.server.ca_file()
