@@ -173,11 +173,13 @@ pub fn parse_list(text: &str) -> Vec<String> {
 }
 
 /// A scope that can be written into a dotenv file unquoted: `[A-Za-z0-9._~+/:@=-]`, not
-/// starting with `~` or `=`. RFC 6749 §3.3 allows `$`, `` ` ``, `'` and `;` in scopes;
-/// those are never written.
+/// starting with `~` or `=`, and no `~` after a `:` (a shell expands `A=x:~root` to
+/// `x:/root`, as it does `PATH=a:~/bin`: POSIX 2.6.1). RFC 6749 §3.3 allows `$`, `` ` ``,
+/// `'` and `;` in scopes; those are never written.
 pub fn is_inert_scope(scope: &str) -> bool {
     !scope.is_empty()
         && !scope.starts_with(['~', '='])
+        && !scope.contains(":~")
         && scope
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._~+/:@=-".contains(c))
@@ -225,7 +227,7 @@ mod tests {
             assert!(is_inert_scope(ok), "{ok}");
         }
         for bad in [
-            "", "a$b", "a`b", "a'b", "a;b", "~x", "=x", "a b", "a\"b", "$(id)",
+            "", "a$b", "a`b", "a'b", "a;b", "~x", "=x", "a b", "a\"b", "$(id)", "x:~root",
         ] {
             assert!(!is_inert_scope(bad), "{bad:?}");
         }

@@ -772,14 +772,15 @@ fn required_scopes_are_exact_strings() {
 #[test]
 fn a_scope_that_is_not_shell_inert_is_left_out_of_the_dotenv_file_with_a_warning() {
     let server = FakeOAuth::start(OAuthSetup {
-        granted: Some("read $(touch${IFS}pwned) a;b `id` it's".into()),
+        // `x:~root` is no injection, but a shell would read it back as `x:/root`.
+        granted: Some("read $(touch${IFS}pwned) a;b `id` it's x:~root".into()),
         ..OAuthSetup::default()
     });
     let work = tempfile::tempdir().unwrap();
     let out = run(oauth(&server, work.path()).env("VALIDATE", "false"));
     out.expect_code(0).expect_log("WARN");
     let text = dotenv(work.path());
-    for bad in ["$", ";", "`", "'"] {
+    for bad in ["$", ";", "`", "'", "~"] {
         assert!(!text.contains(bad), "{bad} in the file:\n{text}");
     }
     assert_eq!(
