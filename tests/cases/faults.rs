@@ -2,7 +2,9 @@
 //! each asserting the exit code, the messages, that the run ended within its TIMEOUT, the
 //! number of requests, that no part of the secret or the token reached the output, and
 //! that an existing output file was left exactly as it was (or, when the run recovered,
-//! replaced whole). README's "Failure modes" table is checked against the rows.
+//! replaced whole). README's "Failure modes" table is checked against the rows. The same
+//! [`Row`] and `matrix!` run the github-app rows against the fake GitHub
+//! (tests/cases/github_app_faults.rs).
 //!
 //! The hostile-provider rows (issue 10, finding 17) script a provider that echoes what it
 //! was sent: scripted bodies and headers may say `{token}`, `{secret}`, `{basic}` (the
@@ -18,38 +20,74 @@ use base64::Engine;
 use crate::support::fake::{self, Cert, FakeBitbucket, Fault, Reply, Setup};
 use crate::support::{bin, pipe, run};
 
-/// What one row sets up and expects.
-pub struct Row {
+/// What one row sets up and expects. `S` is the fake's setup: Bitbucket's here, the fake
+/// GitHub's for the github-app rows (tests/cases/github_app_faults.rs), which share the
+/// fields, the builders and [`finish`], and check their own fake.
+pub struct Row<S = Setup> {
     /// How the fake behaves.
-    pub setup: Setup,
+    pub setup: S,
     /// Extra variables; `{token_url}`, `{api_url}`, `{closed}` are filled in at run time.
-    env: Vec<(&'static str, String)>,
+    pub(super) env: Vec<(&'static str, String)>,
     /// The exit code the row expects.
     pub code: i32,
-    message: &'static str,
+    pub(super) message: &'static str,
     /// More text the log must contain.
-    also: Vec<&'static str>,
+    pub(super) also: Vec<&'static str>,
     /// The run must take at least this long (a wait that was honoured).
-    at_least: Option<Duration>,
-    token_requests: Option<usize>,
-    api_requests: Option<usize>,
-    timeout: u64,
+    pub(super) at_least: Option<Duration>,
+    /// How many requests the fake must have received, per endpoint it counts (Bitbucket:
+    /// the token endpoint, then the API; GitHub: its one API). Empty: not checked.
+    pub(super) requests: Vec<usize>,
+    pub(super) timeout: u64,
     /// Run in a network namespace with nothing but a down loopback (for DNS failure).
-    no_network: bool,
+    pub(super) no_network: bool,
 }
 
 fn row(code: i32, message: &'static str) -> Row {
-    Row {
-        setup: Setup::default(),
-        env: Vec::new(),
-        code,
-        message,
-        also: Vec::new(),
-        at_least: None,
-        token_requests: None,
-        api_requests: None,
-        timeout: 10,
-        no_network: false,
+    Row::new(code, message)
+}
+
+impl<S: Default> Row<S> {
+    /// A row expecting exit `code` and `message` in the log, the fake unscripted.
+    pub(super) fn new(code: i32, message: &'static str) -> Row<S> {
+        Row {
+            setup: S::default(),
+            env: Vec::new(),
+            code,
+            message,
+            also: Vec::new(),
+            at_least: None,
+            requests: Vec::new(),
+            timeout: 10,
+            no_network: false,
+        }
+    }
+}
+
+impl<S> Row<S> {
+    pub(super) fn env(mut self, name: &'static str, value: impl Into<String>) -> Row<S> {
+        self.env.push((name, value.into()));
+        self
+    }
+    pub(super) fn timeout(mut self, seconds: u64) -> Row<S> {
+        self.timeout = seconds;
+        self
+    }
+    pub(super) fn also(mut self, text: &'static str) -> Row<S> {
+        self.also.push(text);
+        self
+    }
+    pub(super) fn at_least(mut self, seconds: u64) -> Row<S> {
+        self.at_least = Some(Duration::from_secs(seconds));
+        self
+    }
+    pub(super) fn no_network(mut self) -> Row<S> {
+        self.no_network = true;
+        self
+    }
+    /// Whether the row sets variable `name` itself.
+    pub(super) fn sets(&self, name: &str) -> bool {
+        self.env.iter().any(|(n, _)| *n == name)
     }
 }
 
@@ -62,28 +100,12 @@ impl Row {
         self.setup.api_replies = replies;
         self
     }
-    fn env(mut self, name: &'static str, value: impl Into<String>) -> Row {
-        self.env.push((name, value.into()));
-        self
-    }
     fn requests(mut self, token: usize, api: usize) -> Row {
-        (self.token_requests, self.api_requests) = (Some(token), Some(api));
-        self
-    }
-    fn timeout(mut self, seconds: u64) -> Row {
-        self.timeout = seconds;
+        self.requests = vec![token, api];
         self
     }
     fn cert(mut self, cert: Cert) -> Row {
         self.setup.cert = cert;
-        self
-    }
-    fn also(mut self, text: &'static str) -> Row {
-        self.also.push(text);
-        self
-    }
-    fn at_least(mut self, seconds: u64) -> Row {
-        self.at_least = Some(Duration::from_secs(seconds));
         self
     }
     /// A consumer secret of Bitbucket's real length (32), long enough that a cut after 28
@@ -174,18 +196,33 @@ pub fn command(
     work: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> assert_cmd::Command {
+    let urls = [
+        ("{token_url}", server.token_url()),
+        ("{api_url}", server.api_url()),
+    ];
+    finish(row, pipe(server, work), &urls, work, extra)
+}
+
+/// `cmd` with `row`'s TIMEOUT and variables (`{closed}`, a port nothing listens on, and
+/// each of `urls` filled in), then `extra`; in a fresh network namespace when the row asks.
+pub(super) fn finish<S>(
+    row: &Row<S>,
+    mut cmd: assert_cmd::Command,
+    urls: &[(&str, String)],
+    work: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> assert_cmd::Command {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut cmd = pipe(server, work);
     cmd.env("TIMEOUT", row.timeout.to_string());
     for (name, value) in &row.env {
-        let value = value
-            .replace("{token_url}", &server.token_url())
-            .replace("{api_url}", &server.api_url())
-            .replace("{closed}", &closed.to_string());
+        let mut value = value.replace("{closed}", &closed.to_string());
+        for (placeholder, url) in urls {
+            value = value.replace(placeholder, url);
+        }
         cmd.env(name, value);
     }
     for (name, value) in extra {
@@ -211,15 +248,9 @@ pub fn command(
     wrapped
 }
 
-fn check(row: Row) {
-    let server = start(&row);
-    let work = tempfile::tempdir().unwrap();
-    let file = work.path().join("oauth-token.env");
-    fs::write(&file, OLD).unwrap();
-    let mut cmd = command(&row, &server, work.path(), &[]);
-    let started = Instant::now();
-    let out = run(&mut cmd);
-    let elapsed = started.elapsed();
+/// What every row asserts of the run itself: the exit code, the messages, that it ended
+/// within TIMEOUT (and no sooner than a wait it had to honour), and no panic.
+pub(super) fn expect_run<S>(row: &Row<S>, out: &crate::support::Run, elapsed: Duration) {
     out.expect_code(row.code).expect_log(row.message);
     for text in &row.also {
         out.expect_log(text);
@@ -232,6 +263,41 @@ fn check(row: Row) {
     if let Some(least) = row.at_least {
         assert!(elapsed >= least, "ran {elapsed:?}, less than {least:?}");
     }
+    assert!(
+        !out.all().contains("internal error") && !out.all().contains("panicked"),
+        "a panic:\n{}",
+        out.all()
+    );
+}
+
+/// That the output file `old` was in `work` is left exactly as it was after a failure, or
+/// replaced whole (its first line `variable=…`) after a success, and that nothing else
+/// (no temporary or partial file) is left beside it.
+pub(super) fn expect_file(code: i32, work: &std::path::Path, old: &str, variable: &str) {
+    let text = fs::read_to_string(work.join("oauth-token.env")).unwrap();
+    if code == 0 {
+        assert!(
+            text.starts_with(&format!("{variable}=")) && text != old,
+            "not replaced: {text}"
+        );
+    } else {
+        assert_eq!(text, old, "an existing file must be left as it was");
+    }
+    assert_eq!(
+        crate::support::listing(work),
+        ["oauth-token.env"],
+        "no temporary or partial file is left"
+    );
+}
+
+fn check(row: Row) {
+    let server = start(&row);
+    let work = tempfile::tempdir().unwrap();
+    fs::write(work.path().join("oauth-token.env"), OLD).unwrap();
+    let mut cmd = command(&row, &server, work.path(), &[]);
+    let started = Instant::now();
+    let out = run(&mut cmd);
+    expect_run(&row, &out, started.elapsed());
     let setup = server.setup();
     if let Some(leak) = super::canary::leaked(
         &out.all(),
@@ -241,35 +307,14 @@ fn check(row: Row) {
     ) {
         panic!("leaked {leak:?}:\n{}", out.all());
     }
-    assert!(
-        !out.all().contains("internal error") && !out.all().contains("panicked"),
-        "a panic:\n{}",
-        out.all()
-    );
-    if let Some(n) = row.token_requests {
-        assert_eq!(server.token_requests(), n, "token requests");
-    }
-    if let Some(n) = row.api_requests {
-        assert_eq!(server.api_requests(), n, "API requests");
-    }
-    let text = fs::read_to_string(&file).unwrap();
-    if row.code == 0 {
-        assert!(
-            text.starts_with("BITBUCKET_ACCESS_TOKEN=") && text != OLD,
-            "not replaced: {text}"
+    if !row.requests.is_empty() {
+        assert_eq!(
+            [server.token_requests(), server.api_requests()],
+            row.requests[..],
+            "token and API requests"
         );
-    } else {
-        assert_eq!(text, OLD, "an existing file must be left as it was");
     }
-    let names: Vec<String> = fs::read_dir(work.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(
-        names,
-        ["oauth-token.env"],
-        "no temporary or partial file is left"
-    );
+    expect_file(row.code, work.path(), OLD, "BITBUCKET_ACCESS_TOKEN");
 }
 
 macro_rules! matrix {
@@ -291,6 +336,9 @@ macro_rules! matrix {
         }
     };
 }
+/// The table macro, for the github-app rows: each `name => row` becomes a test calling the
+/// invoking module's `check`, and `rows()`/`codes()` list them.
+pub(super) use matrix;
 
 fn http_date_in(seconds: u64) -> String {
     httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(seconds))

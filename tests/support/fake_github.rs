@@ -21,7 +21,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use crate::support::server::{self, lock, reply::Reply};
+use crate::support::server::{self, lock, reply::Fault, reply::Reply};
 
 /// The API's path prefix (GHES: `https://HOST/api/v3`).
 pub const API_PREFIX: &str = "/api/v3";
@@ -70,6 +70,9 @@ pub struct Scripted {
     pub body: String,
     /// Extra headers.
     pub headers: Vec<(String, String)>,
+    /// Socket-level misbehaviour (the fault matrix): `Fault::Huge` and `Fault::Endless`
+    /// replace the status and body with their own.
+    pub fault: Fault,
 }
 
 /// A scripted reply.
@@ -79,6 +82,7 @@ pub fn script(route: &str, status: u16, body: &str) -> Scripted {
         status,
         body: body.to_owned(),
         headers: Vec::new(),
+        fault: Fault::None,
     }
 }
 
@@ -163,6 +167,8 @@ struct State {
     jwts: Vec<String>,
     lag_left: usize,
     public_key: Vec<u8>,
+    /// The fault of the scripted reply being answered, for [`handle`].
+    fault: Fault,
 }
 
 /// A running fake GitHub. Dropping it stops the server and checks that every scripted reply
@@ -200,6 +206,7 @@ impl FakeGitHub {
             minted: Vec::new(),
             jwts: Vec::new(),
             public_key,
+            fault: Fault::None,
         }));
         let handler_state = state.clone();
         let server = server::http::Server::start(
@@ -312,6 +319,7 @@ fn handle(state: &Mutex<State>, request: &server::http::Request) -> Reply {
     }
     .header("Date", &date);
     reply.headers.extend(headers);
+    reply.fault = std::mem::take(&mut state.fault);
     reply
 }
 
@@ -336,6 +344,29 @@ fn json_answer(status: u16, body: &str) -> Answer {
     )
 }
 
+/// A hostile GitHub (the fault matrix's echo rows): a scripted reply's body and header
+/// values may say `{credential}` (what this request's Authorization carried after its
+/// scheme: the app's JWT, or a token), `{authorization}` (that header whole), `{token}`
+/// (the last token minted) and `{git_basic}` (the base64 of `x-access-token:{token}`, as
+/// git's Basic header carries it); they are filled in when the reply is sent.
+fn echo(state: &State, request: &Request, mut s: Scripted) -> Scripted {
+    let authorization = request.header("authorization").unwrap_or_default();
+    let credential = authorization.split_once(' ').map_or("", |(_, c)| c);
+    let token = state.minted.last().map_or("", |m| m.token.as_str());
+    let git_basic = STANDARD.encode(format!("x-access-token:{token}"));
+    let fill = |text: &str| {
+        text.replace("{credential}", credential)
+            .replace("{authorization}", authorization)
+            .replace("{token}", token)
+            .replace("{git_basic}", &git_basic)
+    };
+    s.body = fill(&s.body);
+    for (_, value) in &mut s.headers {
+        *value = fill(value);
+    }
+    s
+}
+
 fn respond(state: &mut State, request: &Request) -> Answer {
     let line = format!("{} {}", request.method, request.path);
     if let Some(i) = state
@@ -344,6 +375,8 @@ fn respond(state: &mut State, request: &Request) -> Answer {
         .position(|s| line.starts_with(&s.route))
     {
         let s = state.scripted.remove(i).expect("found");
+        let s = echo(state, request, s);
+        state.fault = s.fault;
         let (status, mut headers, body) = json_answer(s.status, &s.body);
         headers.extend(s.headers);
         return (status, headers, body);
