@@ -13,6 +13,7 @@ mod cases {
     mod fuzz;
     mod github;
     mod github_app;
+    mod github_app_examples;
     mod github_app_faults;
     mod hardening;
     mod oauth2;

@@ -11,6 +11,14 @@
 //! HTTP (`git http-backend`) to `x-access-token:<token>`. It records every request with
 //! the connection it came on, and on drop fails the test when a scripted reply was never
 //! used or a handler panicked. The server itself is the shared [`crate::support::server`].
+//!
+//! [`FakeGitHub::start_github_com`] starts it as github.com itself, for the README's examples
+//! run word for word (tests/cases/github_app_examples.rs): on port 443 of a loopback address
+//! of its own, with a certificate for `github.com`, `api.github.com` and the release-asset
+//! host, routed by `Host` as GitHub is: the REST API at the root of `api.github.com` (also
+//! `POST /repos/{owner}/{repo}/pulls`), git's smart HTTP at `github.com/OWNER/REPO.git` (the
+//! token's repositories and `contents` permission checked), and release downloads at
+//! `github.com/OWNER/REPO/releases/download/TAG/NAME`, redirected to the asset host.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -31,6 +39,8 @@ pub const CLIENT_ID: &str = "Iv23liFakeApp0001";
 pub const APP_ID: u64 = 424242;
 /// The app's slug.
 pub const APP_SLUG: &str = "fake-ci-app";
+/// Where github.com redirects a release download to (GitHub's asset host since 2025).
+pub const ASSET_HOST: &str = "release-assets.githubusercontent.com";
 
 /// GitHub's 401 for a JWT it cannot verify (CGAT#153).
 pub const DECODE_ERROR: &str = r#"{"message":"A JSON web token could not be decoded","documentation_url":"https://docs.github.com/rest"}"#;
@@ -101,8 +111,12 @@ pub struct Setup {
     pub lag: usize,
     /// Scripted replies.
     pub scripted: Vec<Scripted>,
-    /// Serve the bare repositories in this folder at `/git/...`.
+    /// Serve the bare repositories in this folder at `/git/...` (as github.com:
+    /// `OWNER/REPO.git` here is served at `https://github.com/OWNER/REPO.git`).
     pub git_root: Option<PathBuf>,
+    /// Files github.com serves at these paths, through a redirect to [`ASSET_HOST`] as
+    /// GitHub serves release downloads ([`release`] makes a release's).
+    pub downloads: Vec<(String, Vec<u8>)>,
 }
 
 impl Default for Setup {
@@ -123,6 +137,7 @@ impl Default for Setup {
             lag: 0,
             scripted: Vec::new(),
             git_root: None,
+            downloads: Vec::new(),
         }
     }
 }
@@ -140,6 +155,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Which connection it came on (0, 1, ...).
     pub connection: usize,
+    /// The `Host` it was sent to, without a port (`api.github.com`, `github.com`, ...).
+    pub host: String,
 }
 
 impl Request {
@@ -152,11 +169,34 @@ impl Request {
     }
 }
 
+/// A pull request the fake's `POST /repos/{owner}/{repo}/pulls` opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullRequest {
+    /// `owner/repo`.
+    pub repository: String,
+    /// Its number, from 1 in each fake.
+    pub number: u64,
+    /// Its title.
+    pub title: String,
+    /// The head branch (without an `owner:` prefix).
+    pub head: String,
+    /// The base branch.
+    pub base: String,
+    /// The head branch's commit when it was opened.
+    pub head_sha: String,
+    /// The token that opened it.
+    pub token: String,
+}
+
 struct Minted {
     token: String,
     installation: u64,
     repositories: Vec<String>,
     revoked: bool,
+    /// What the token was granted, as the mint's answer says it.
+    permissions: serde_json::Map<String, Value>,
+    /// Its `expires_at`, in seconds on the fake's clock.
+    expires: i64,
 }
 
 struct State {
@@ -169,6 +209,7 @@ struct State {
     public_key: Vec<u8>,
     /// The fault of the scripted reply being answered, for [`handle`].
     fault: Fault,
+    pulls: Vec<PullRequest>,
 }
 
 /// A running fake GitHub. Dropping it stops the server and checks that every scripted reply
@@ -190,24 +231,7 @@ pub fn key(name: &str) -> String {
 impl FakeGitHub {
     /// Starts a fake that behaves as `setup` says; the app's key is `app-pkcs1.pem`.
     pub fn start(setup: Setup) -> FakeGitHub {
-        let pem = key("app-pkcs1.pem");
-        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-        let der = STANDARD.decode(body).expect("fixture base64");
-        let public_key = ring::signature::RsaKeyPair::from_der(&der)
-            .expect("fixture key")
-            .public()
-            .as_ref()
-            .to_vec();
-        let state = Arc::new(Mutex::new(State {
-            scripted: setup.scripted.iter().cloned().collect(),
-            lag_left: 0,
-            setup,
-            requests: Vec::new(),
-            minted: Vec::new(),
-            jwts: Vec::new(),
-            public_key,
-            fault: Fault::None,
-        }));
+        let state = new_state(setup);
         let handler_state = state.clone();
         let server = server::http::Server::start(
             "github",
@@ -218,6 +242,98 @@ impl FakeGitHub {
         FakeGitHub { server, state }
     }
 
+    /// Starts a fake that is github.com: on port 443 of a loopback address that no other
+    /// fake holds (`127.77.X.Y`, [`FakeGitHub::ip`]; port 443 needs root), with a
+    /// certificate for [`GITHUB_COM_HOSTS`] by a CA of its own. Its clients reach it by
+    /// name through an `/etc/hosts` that maps those names to [`FakeGitHub::ip`].
+    pub fn start_github_com(setup: Setup) -> FakeGitHub {
+        let state = new_state(setup);
+        let handler_state = state.clone();
+        let server = server::http::Server::start_on(
+            bind_unique_loopback_443(),
+            "github-com",
+            server::tls::certificates(&server::tls::Names {
+                ca: "fake github.com test CA",
+                leaf: Some("github.com"),
+                hosts: GITHUB_COM_HOSTS,
+                expired: false,
+            }),
+            Some("GitHub.com"),
+            move |request| handle(&handler_state, request),
+        );
+        FakeGitHub { server, state }
+    }
+
+    /// The loopback address the fake listens on.
+    pub fn ip(&self) -> std::net::IpAddr {
+        self.server.addr().ip()
+    }
+
+    /// Every pull request opened, in order.
+    pub fn pulls(&self) -> Vec<PullRequest> {
+        lock(&self.state).pulls.clone()
+    }
+
+    /// The permissions `token` was granted (`contents` → `write`, ...).
+    pub fn permissions(&self, token: &str) -> Vec<(String, String)> {
+        lock(&self.state)
+            .minted
+            .iter()
+            .filter(|m| m.token == token)
+            .flat_map(|m| &m.permissions)
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect()
+    }
+}
+
+/// The names a [`FakeGitHub::start_github_com`] fake answers for.
+pub const GITHUB_COM_HOSTS: &[&str] = &["github.com", "api.github.com", ASSET_HOST];
+
+/// A listener on port 443 of `127.77.X.Y`, the first such address free: one per fake, so
+/// that tests in parallel (and test processes side by side) never share one. The search
+/// starts from the process ID, so two processes rarely even try the same addresses.
+fn bind_unique_loopback_443() -> std::net::TcpListener {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(97);
+    let mut last = None;
+    for _ in 0..256 {
+        // X and Y in 1..=254: no network or broadcast-looking address.
+        let n = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % (254 * 254);
+        let ip = std::net::Ipv4Addr::new(127, 77, (n / 254 + 1) as u8, (n % 254 + 1) as u8);
+        match std::net::TcpListener::bind((ip, 443)) {
+            Ok(listener) => return listener,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => panic!("bind {ip}:443 for the fake github.com: {e}"),
+        }
+    }
+    panic!("no free 127.77.X.Y:443 for the fake github.com: {last:?}");
+}
+
+/// The fake's state for `setup`; the app's key is `app-pkcs1.pem`.
+fn new_state(setup: Setup) -> Arc<Mutex<State>> {
+    let pem = key("app-pkcs1.pem");
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = STANDARD.decode(body).expect("fixture base64");
+    let public_key = ring::signature::RsaKeyPair::from_der(&der)
+        .expect("fixture key")
+        .public()
+        .as_ref()
+        .to_vec();
+    Arc::new(Mutex::new(State {
+        scripted: setup.scripted.iter().cloned().collect(),
+        lag_left: 0,
+        setup,
+        requests: Vec::new(),
+        minted: Vec::new(),
+        jwts: Vec::new(),
+        public_key,
+        fault: Fault::None,
+        pulls: Vec::new(),
+    }))
+}
+
+impl FakeGitHub {
     /// `https://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
         self.server.base()
@@ -300,12 +416,15 @@ impl Drop for FakeGitHub {
 /// answers it, with GitHub's `Date` by the fake's own clock.
 fn handle(state: &Mutex<State>, request: &server::http::Request) -> Reply {
     let path = &request.path;
+    let host = request.header("host").unwrap_or_default();
+    let host = host.rsplit_once(':').map_or(host, |(name, _)| name);
     let request = Request {
         method: request.method.clone(),
         path: path.strip_prefix(API_PREFIX).unwrap_or(path).to_owned(),
         headers: request.headers.clone(),
         body: request.body.clone(),
         connection: request.connection - 1,
+        host: host.to_ascii_lowercase(),
     };
     let mut state = lock(state);
     state.requests.push(request.clone());
@@ -389,7 +508,10 @@ fn respond(state: &mut State, request: &Request) -> Answer {
         .to_owned();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (request.method.as_str(), parts.as_slice()) {
+        _ if request.host == "github.com" => web(state, request),
+        _ if request.host == ASSET_HOST => asset(state, &path),
         (_, ["git", ..]) => git(state, request),
+        ("POST", ["repos", owner, repo, "pulls"]) => create_pull(state, request, owner, repo),
         ("GET", ["repos", owner, repo, "installation"]) => as_app(state, request, |state| {
             installation(state, |o, repos| {
                 o.eq_ignore_ascii_case(owner) && repos.iter().any(|r| r.eq_ignore_ascii_case(repo))
@@ -578,12 +700,15 @@ fn mint(state: &mut State, id: u64, body: &[u8]) -> Answer {
             format!("ghs_{APP_ID}_eyJhbGciOiJSUzI1NiJ9.{claims}.{signature}")
         }
     };
-    let expires = UNIX_EPOCH + Duration::from_secs((server_now(&state.setup) + 3600) as u64);
+    let expires_at = server_now(&state.setup) + 3600;
+    let expires = UNIX_EPOCH + Duration::from_secs(expires_at as u64);
     state.minted.push(Minted {
         token: token.clone(),
         installation: id,
         repositories: covered.clone(),
         revoked: false,
+        permissions: permissions.clone(),
+        expires: expires_at,
     });
     state.lag_left = state.setup.lag;
     let repositories: Vec<Value> = covered
@@ -617,10 +742,11 @@ fn bearer_token(state: &State, request: &Request) -> Option<usize> {
                 .strip_prefix("x-access-token:")
                 .map(str::to_owned)
         })?;
+    let now = server_now(&state.setup);
     state
         .minted
         .iter()
-        .position(|m| m.token == token && !m.revoked && m.installation > 0)
+        .position(|m| m.token == token && !m.revoked && m.installation > 0 && m.expires > now)
 }
 
 /// Git's smart HTTP as GitHub serves it to `x-access-token:<token>`: anything else gets a
@@ -645,4 +771,271 @@ fn git(state: &State, request: &Request) -> Answer {
         &request.body,
     );
     (reply.status, reply.headers, reply.body)
+}
+
+/// The downloads of release `tag` of oauth-token-pipe/oauth-token-pipe on github.com (for
+/// [`Setup::downloads`]): each asset, and `SHA256SUMS` naming them all in `sha256sum`'s
+/// format, as scripts/release.sh writes it.
+pub fn release(tag: &str, assets: &[(&str, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    let sums: String = assets
+        .iter()
+        .map(|(name, bytes)| {
+            let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+            let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            format!("{hex}  {name}\n")
+        })
+        .collect();
+    let path =
+        |name: &str| format!("/oauth-token-pipe/oauth-token-pipe/releases/download/{tag}/{name}");
+    assets
+        .iter()
+        .map(|(name, bytes)| (path(name), bytes.clone()))
+        .chain([(path("SHA256SUMS"), sums.into_bytes())])
+        .collect()
+}
+
+fn text_answer(status: u16, text: &str) -> Answer {
+    (
+        status,
+        vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+        text.as_bytes().to_vec(),
+    )
+}
+
+/// github.com itself: a release download is a 302 to [`ASSET_HOST`] (so a client that does
+/// not follow redirects gets no file, as from GitHub); `/OWNER/REPO.git/...` is git.
+fn web(state: &State, request: &Request) -> Answer {
+    let path = request.path.split('?').next().unwrap_or_default();
+    if let Some(i) = state.setup.downloads.iter().position(|(p, _)| p == path) {
+        let name = path.rsplit('/').next().unwrap_or_default();
+        let location = format!(
+            "https://{ASSET_HOST}/github-production-release-asset/{i}/{name}?response-content-disposition=attachment%3B%20filename%3D{name}&response-content-type=application%2Foctet-stream"
+        );
+        return (302, vec![("Location".into(), location)], Vec::new());
+    }
+    match path
+        .trim_start_matches('/')
+        .splitn(3, '/')
+        .collect::<Vec<_>>()[..]
+    {
+        [owner, repo, _] if repo.ends_with(".git") => {
+            git_at(state, request, owner, repo.trim_end_matches(".git"))
+        }
+        _ => text_answer(404, "Not Found"),
+    }
+}
+
+/// The asset host: the file a [`web`] redirect named.
+fn asset(state: &State, path: &str) -> Answer {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let found = match parts[..] {
+        ["github-production-release-asset", i, name] => i
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| state.setup.downloads.get(i))
+            .filter(|(p, _)| p.rsplit('/').next() == Some(name)),
+        _ => None,
+    };
+    match found {
+        Some((_, bytes)) => (
+            200,
+            vec![("Content-Type".into(), "application/octet-stream".into())],
+            bytes.clone(),
+        ),
+        None => text_answer(404, "The specified blob does not exist."),
+    }
+}
+
+/// The installation's account of `minted`.
+fn owner_of(state: &State, minted: &Minted) -> Option<String> {
+    state
+        .setup
+        .installations
+        .iter()
+        .find(|(_, id, _)| *id == minted.installation)
+        .map(|(owner, _, _)| owner.clone())
+}
+
+/// Whether token `i` may see `owner/repo`: its installation's account and one of the
+/// repositories it was minted for.
+fn covers(state: &State, i: usize, owner: &str, repo: &str) -> bool {
+    let minted = &state.minted[i];
+    owner_of(state, minted).is_some_and(|o| o.eq_ignore_ascii_case(owner))
+        && minted
+            .repositories
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(repo))
+}
+
+fn granted<'a>(minted: &'a Minted, permission: &str) -> Option<&'a str> {
+    minted.permissions.get(permission).and_then(Value::as_str)
+}
+
+/// `https://github.com/OWNER/REPO.git` as GitHub serves it to an installation token: no or
+/// an unknown credential gets a 401 Basic challenge (git then asks its credential helper); a
+/// repository outside the token's gets GitHub's "Repository not found."; a push needs
+/// `contents: write`. The bare repository is `git_root/OWNER/REPO.git`.
+fn git_at(state: &State, request: &Request, owner: &str, repo: &str) -> Answer {
+    let Some(root) = state.setup.git_root.clone() else {
+        return text_answer(404, "Repository not found.\n");
+    };
+    let Some(i) = bearer_token(state, request) else {
+        return (
+            401,
+            vec![("WWW-Authenticate".into(), "Basic realm=\"GitHub\"".into())],
+            b"Unauthorized".to_vec(),
+        );
+    };
+    if !covers(state, i, owner, repo) {
+        return text_answer(404, "Repository not found.\n");
+    }
+    let pushing = request.path.contains("git-receive-pack");
+    if pushing && granted(&state.minted[i], "contents") != Some("write") {
+        return text_answer(
+            403,
+            &format!("Permission to {owner}/{repo}.git denied to {APP_SLUG}[bot].\n"),
+        );
+    }
+    let reply = server::git::http_backend(
+        &root,
+        "x-access-token",
+        &request.method,
+        &request.path,
+        &request.headers,
+        &request.body,
+    );
+    (reply.status, reply.headers, reply.body)
+}
+
+/// The commit branch `name` of `repository` (a bare repository) points at, if it exists.
+fn branch_sha(repository: &Path, name: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("refs/heads/{name}^{{commit}}"))
+        .current_dir(repository)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// `POST /repos/{owner}/{repo}/pulls` as GitHub answers an installation token: it must be
+/// live, cover the repository and hold `pull_requests: write`; `title`, `head` and `base`
+/// are required, both branches must exist and `head` must have commits `base` lacks. The
+/// 201 body has the fields of GitHub's pull-request object that a client reads.
+fn create_pull(state: &mut State, request: &Request, owner: &str, repo: &str) -> Answer {
+    const DOCS: &str = "https://docs.github.com/rest/pulls/pulls#create-a-pull-request";
+    let invalid = |errors: Value| {
+        json_answer(
+            422,
+            &json!({"message": "Validation Failed", "errors": errors, "documentation_url": DOCS, "status": "422"}).to_string(),
+        )
+    };
+    let Some(i) = bearer_token(state, request) else {
+        return json_answer(401, BAD_CREDENTIALS);
+    };
+    if !covers(state, i, owner, repo) {
+        return json_answer(
+            404,
+            &json!({"message": "Not Found", "documentation_url": DOCS, "status": "404"})
+                .to_string(),
+        );
+    }
+    if granted(&state.minted[i], "pull_requests") != Some("write") {
+        return json_answer(
+            403,
+            &json!({"message": "Resource not accessible by integration", "documentation_url": DOCS, "status": "403"}).to_string(),
+        );
+    }
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+    let field = |name: &str| body[name].as_str().map(str::to_owned);
+    let (Some(title), Some(head), Some(base)) = (field("title"), field("head"), field("base"))
+    else {
+        return json_answer(
+            422,
+            &json!({"message": "Invalid request.\n\n\"title\", \"head\" and \"base\" are required.", "documentation_url": DOCS, "status": "422"}).to_string(),
+        );
+    };
+    // `head` may name the owner too (`acme:branch`).
+    let head = head
+        .split_once(':')
+        .map_or(head.as_str(), |(_, b)| b)
+        .to_owned();
+    let repository = state
+        .setup
+        .git_root
+        .clone()
+        .unwrap_or_default()
+        .join(owner)
+        .join(format!("{repo}.git"));
+    let Some(head_sha) = branch_sha(&repository, &head) else {
+        return invalid(json!([{"resource": "PullRequest", "field": "head", "code": "invalid"}]));
+    };
+    let Some(base_sha) = branch_sha(&repository, &base) else {
+        return invalid(json!([{"resource": "PullRequest", "field": "base", "code": "invalid"}]));
+    };
+    let ahead = std::process::Command::new("git")
+        .args(["rev-list", "--count", &format!("{base_sha}..{head_sha}")])
+        .current_dir(&repository)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    if ahead == "0" || ahead.is_empty() {
+        return invalid(
+            json!([{"resource": "PullRequest", "code": "custom", "message": format!("No commits between {base} and {head}")}]),
+        );
+    }
+    let number = state.pulls.len() as u64 + 1;
+    let full = format!("{owner}/{repo}");
+    state.pulls.push(PullRequest {
+        repository: full.clone(),
+        number,
+        title: title.clone(),
+        head: head.clone(),
+        base: base.clone(),
+        head_sha: head_sha.clone(),
+        token: state.minted[i].token.clone(),
+    });
+    let api = format!("https://api.github.com/repos/{full}");
+    let html = format!("https://github.com/{full}/pull/{number}");
+    let now = humantime::format_rfc3339_seconds(
+        UNIX_EPOCH + Duration::from_secs(server_now(&state.setup) as u64),
+    )
+    .to_string();
+    let side = |name: &str, sha: &str| json!({"label": format!("{owner}:{name}"), "ref": name, "sha": sha, "repo": {"name": repo, "full_name": full, "private": true}});
+    let (status, mut headers, body) = json_answer(
+        201,
+        &json!({
+            "url": format!("{api}/pulls/{number}"),
+            "id": 1_000_000 + number,
+            "node_id": format!("PR_kwDOFake{number:04}"),
+            "html_url": html,
+            "diff_url": format!("{html}.diff"),
+            "patch_url": format!("{html}.patch"),
+            "issue_url": format!("{api}/issues/{number}"),
+            "number": number,
+            "state": "open",
+            "locked": false,
+            "title": title,
+            "user": {"login": format!("{APP_SLUG}[bot]"), "type": "Bot", "html_url": format!("https://github.com/apps/{APP_SLUG}")},
+            "body": body["body"],
+            "created_at": now,
+            "updated_at": now,
+            "closed_at": null,
+            "merged_at": null,
+            "merge_commit_sha": null,
+            "draft": body["draft"].as_bool().unwrap_or(false),
+            "head": side(&head, &head_sha),
+            "base": side(&base, &base_sha),
+            "author_association": "NONE",
+            "merged": false,
+            "mergeable": null,
+            "commits": ahead.parse::<u64>().unwrap_or(0),
+        })
+        .to_string(),
+    );
+    headers.push(("Location".into(), format!("{api}/pulls/{number}")));
+    (status, headers, body)
 }

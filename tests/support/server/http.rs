@@ -1,7 +1,7 @@
-//! HTTP/1.1 over TLS for the fakes: a [`Server`] on 127.0.0.1:0 running on its own thread
-//! and current-thread runtime (so a test can block on the binary while it answers), the
-//! accept loop, one task per connection, request parsing (Content-Length and chunked bodies)
-//! and the record of handler panics.
+//! HTTP/1.1 over TLS for the fakes: a [`Server`] on 127.0.0.1:0 (or a listener the fake bound
+//! itself) running on its own thread and current-thread runtime (so a test can block on the
+//! binary while it answers), the accept loop, one task per connection, request parsing
+//! (Content-Length and chunked bodies) and the record of handler panics.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -107,12 +107,25 @@ impl Server {
         server: Option<&'static str>,
         handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
     ) -> Server {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        Server::start_on(listener, name, tls, server, handler)
+    }
+
+    /// [`Server::start`] on a listener the caller bound (a fake that must answer at a fixed
+    /// loopback address, such as one that `/etc/hosts` names github.com in a test's mount
+    /// namespace).
+    pub fn start_on(
+        listener: std::net::TcpListener,
+        name: &str,
+        tls: (String, rustls::ServerConfig),
+        server: Option<&'static str>,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Server {
         let (ca_pem, config) = tls;
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_file = dir.path().join(format!("fake-{name}-ca.pem"));
         std::fs::write(&ca_file, ca_pem).expect("write CA");
         let record = Arc::new(Mutex::new(Record::default()));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -149,9 +162,14 @@ impl Server {
         self.addr.port()
     }
 
-    /// `https://127.0.0.1:PORT`.
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://IP:PORT` (`https://127.0.0.1:PORT` unless bound elsewhere).
     pub fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port())
+        format!("https://{}", self.addr)
     }
 
     /// The PEM file of the CA that signed the server's certificate (for CA_BUNDLE).
