@@ -25,6 +25,50 @@ pub fn is_clock_error(message: &str) -> bool {
         || message.contains("'Issued at' claim ('iat')")
 }
 
+/// When `response` is one of GitHub's rate-limit refusals, what to do about it. GitHub
+/// answers both limits with 403 or 429: the primary one with `x-ratelimit-remaining: 0`
+/// ("API rate limit exceeded for installation ID …"), a secondary one with a message that
+/// says so ("You have exceeded a secondary rate limit…") and perhaps `retry-after`; the wait
+/// is `retry-after` seconds, else until `x-ratelimit-reset` (epoch seconds), else at least a
+/// minute (docs.github.com, "Troubleshooting the REST API" › Rate limit errors;
+/// KnpLabs/php-github-api#1070 for both bodies).
+pub fn rate_limit(response: &Response) -> Option<String> {
+    if !matches!(
+        response.status,
+        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+    ) {
+        return None;
+    }
+    let said = message(&response.body).unwrap_or_default();
+    let primary = response.header("x-ratelimit-remaining") == Some("0");
+    if !primary && !said.to_ascii_lowercase().contains("rate limit") {
+        return None;
+    }
+    let seconds = |name: &str| {
+        response
+            .header(name)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let wait = match (seconds("retry-after"), seconds("x-ratelimit-reset")) {
+        (Some(after), _) => format!("GitHub asks to wait {after} s"),
+        (None, Some(reset)) if primary => {
+            format!("it resets in {} s", reset.saturating_sub(now))
+        }
+        _ => "wait at least a minute".to_owned(),
+    };
+    let which = if primary {
+        "rate limit"
+    } else {
+        "secondary rate limit"
+    };
+    Some(format!(
+        "GitHub's {which} for this app is used up ({wait}): run the job again later, or make fewer calls (REUSE keeps one token across steps; parallel jobs minting at once trip the secondary limit)."
+    ))
+}
+
 /// The call the app's JWT was refused on.
 #[derive(Debug, Clone, Copy)]
 pub enum Step<'a> {
@@ -76,9 +120,7 @@ pub fn refused(
             format!("PERMISSIONS ({}) asks for more than this installation grants the app: lower PERMISSIONS, or add the permissions in the app's settings (Permissions & events) and have the account's owner accept them on the installation.", asked.join(","))
         }
         (StatusCode::UNPROCESSABLE_ENTITY, _) => "GitHub refused the request's repositories or permissions: check REPOSITORIES (at most 500, names only) and PERMISSIONS (each at most the app's grant).".to_owned(),
-        (StatusCode::FORBIDDEN, _) if response.header("x-ratelimit-remaining") == Some("0") => {
-            return Error::provider(format!("{head} GitHub's rate limit for this app is used up: try again after the time in x-ratelimit-reset, or make fewer calls (REUSE keeps a token across steps)."));
-        }
+        _ if let Some(what) = rate_limit(response) => return Error::provider(format!("{head} {what}")),
         (StatusCode::FORBIDDEN, _) => "GitHub forbids this for the app: the installation may be suspended, or the account's IP allow list may not include this runner. Check the installation in the account's settings > GitHub Apps.".to_owned(),
         _ => return Error::provider(format!("{head} Check that GITHUB_API_URL is GitHub's REST API (https://api.github.com, or https://HOST/api/v3 on GHES).")),
     };
@@ -88,6 +130,55 @@ pub fn refused(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(status: u16, headers: &[(&'static str, &str)], message: &str) -> Response {
+        let mut map = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().unwrap());
+        }
+        Response {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: map,
+            body: serde_json::json!({"message": message})
+                .to_string()
+                .into_bytes(),
+        }
+    }
+
+    #[test]
+    fn both_rate_limits_are_recognised_with_their_waits() {
+        let primary = answer(
+            403,
+            &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1")],
+            "API rate limit exceeded for installation ID 31337.",
+        );
+        let text = rate_limit(&primary).unwrap();
+        assert!(
+            text.contains("GitHub's rate limit") && text.contains("it resets in 0 s"),
+            "{text}"
+        );
+        let secondary = answer(
+            403,
+            &[("x-ratelimit-remaining", "14"), ("retry-after", "60")],
+            "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+        );
+        let text = rate_limit(&secondary).unwrap();
+        assert!(
+            text.contains("secondary rate limit") && text.contains("wait 60 s"),
+            "{text}"
+        );
+        let plain = answer(403, &[], "You have exceeded a secondary rate limit.");
+        assert!(rate_limit(&plain).unwrap().contains("at least a minute"));
+        assert!(rate_limit(&answer(403, &[], "Resource not accessible by integration")).is_none());
+        assert!(
+            rate_limit(&answer(
+                401,
+                &[("x-ratelimit-remaining", "0")],
+                "Bad credentials"
+            ))
+            .is_none()
+        );
+    }
 
     #[test]
     fn clock_errors_are_recognised_by_githubs_words() {

@@ -165,6 +165,12 @@ pub async fn call(
             let said = hints::message(&response.body)
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
+            if let Some(what) = hints::rate_limit(&response) {
+                return Err(Error::provider(format!(
+                    "The validation call GET {url} was refused (HTTP {}{said}). {what}",
+                    response.status
+                )));
+            }
             let hint = match response.status.as_u16() {
                 401 if fresh == Fresh::Issued => {
                     "GitHub kept refusing the token it had just minted. Check that GITHUB_API_URL is the GitHub that minted it (GHES: https://HOST/api/v3); if it is, try again later."
