@@ -229,7 +229,10 @@ fn in_batches<T: Send>(jobs: Vec<Box<dyn FnOnce() -> T + Send + '_>>) -> Vec<T> 
     let mut jobs = jobs;
     let mut results = Vec::new();
     while !jobs.is_empty() {
-        let batch: Vec<_> = jobs.drain(..jobs.len().min(12)).collect();
+        // Three runs a core: the rows that wait (stalls, Retry-After) overlap, and the rows
+        // whose exit depends on a deadline still get the CPU they need on a 2-core runner.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let batch: Vec<_> = jobs.drain(..jobs.len().min(3 * cores)).collect();
         std::thread::scope(|threads| {
             let handles: Vec<_> = batch.into_iter().map(|job| threads.spawn(job)).collect();
             results.extend(handles.into_iter().map(|h| h.join().expect("audit thread")));
