@@ -26,11 +26,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_yaml_ng::Value;
 
-use crate::support::bin;
 use crate::support::fake_github::{self, FakeGitHub, Request, Setup};
+use crate::support::{bin, parse_file_commands};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 const BITBUCKET_EXAMPLE: &str = "examples/bitbucket-pipelines/mirror-to-github.yml";
+const GITHUB_EXAMPLE: &str = "examples/github-actions/open-pull-request-in-another-repo.yml";
 /// A runner's PATH (Ubuntu's default); git is in /usr/local/bin on this machine.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The installation the examples' app has on acme.
@@ -39,6 +40,43 @@ const INSTALLATION: u64 = 31337;
 fn read(path: &str) -> String {
     fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
         .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The README's section on GitHub App tokens, up to the next `## ` heading.
+fn readme_section() -> String {
+    let readme = read("README.md");
+    let start = readme
+        .find("## GitHub App installation tokens\n")
+        .expect("README has a GitHub App section");
+    let rest = &readme[start + 3..];
+    let end = rest.find("\n## ").map_or(rest.len(), |i| i + 1);
+    rest[..end].to_owned()
+}
+
+/// The bodies of the section's ```yaml blocks, in order.
+fn yaml_blocks(section: &str) -> Vec<String> {
+    section
+        .split("```yaml\n")
+        .skip(1)
+        .map(|block| block[..block.find("```").expect("a closed block")].to_owned())
+        .collect()
+}
+
+#[test]
+fn the_readmes_github_app_examples_are_the_example_files_byte_for_byte() {
+    let section = readme_section();
+    let blocks = yaml_blocks(&section);
+    assert_eq!(
+        blocks,
+        [read(BITBUCKET_EXAMPLE), read(GITHUB_EXAMPLE)],
+        "README \"## GitHub App installation tokens\": its two yaml blocks must be {BITBUCKET_EXAMPLE} and {GITHUB_EXAMPLE}, byte for byte (the tests run the files)"
+    );
+    for file in [BITBUCKET_EXAMPLE, GITHUB_EXAMPLE] {
+        assert!(
+            section.contains(&format!("[`{file}`]({file})")),
+            "the section links {file}"
+        );
+    }
 }
 
 /// What this machine must have for the examples to run; `None` (after saying so, or failing
@@ -634,4 +672,492 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// `text` with each `${{ expression }}` replaced by `value(expression)`, as the runner
+/// evaluates them before a step runs.
+fn substitute(text: &str, value: &dyn Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${{") {
+        let end = rest[start..].find("}}").expect("a closed expression") + start;
+        out.push_str(&rest[..start]);
+        out.push_str(&value(rest[start + 3..end].trim()));
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The `with:`/`env:` mapping of a step as strings, expressions evaluated.
+fn evaluated(map: &Value, value: &dyn Fn(&str) -> String) -> Vec<(String, String)> {
+    map.as_mapping()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Bool(b) => b.to_string(),
+                        Value::Number(n) => n.to_string(),
+                        other => panic!("a value the runner would not pass: {other:?}"),
+                    };
+                    (k.as_str().unwrap().to_owned(), substitute(&v, value))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A GitHub-hosted runner, as far as this job needs one: the runner's variables, the
+/// `secrets` and `steps.*.outputs` contexts, one GITHUB_OUTPUT file per step, GITHUB_ENV
+/// carried to later steps, `run:` as `bash -e {0}` (the default shell), a Docker container
+/// action (`uses: OWNER/REPO@TAG` with a `runs.using: docker` action.yml) and a
+/// `docker://` step started as their image would be: the program, with `INPUT_*` for every
+/// input of action.yml and `runs.env` evaluated, in the workspace.
+struct Runner<'a> {
+    namespace: &'a Namespace,
+    root: PathBuf,
+    workspace: PathBuf,
+    base_env: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
+    github: BTreeMap<String, String>,
+    /// The fake's CA, for the program (module doc).
+    ca_bundle: String,
+    outputs: BTreeMap<String, BTreeMap<String, String>>,
+    /// GITHUB_ENV additions so far.
+    env: BTreeMap<String, String>,
+    ran: Vec<Ran>,
+}
+
+impl Runner<'_> {
+    fn expression(&self, expression: &str) -> String {
+        let parts: Vec<&str> = expression.split('.').collect();
+        match parts[..] {
+            ["secrets", name] => self.secrets.get(name).cloned().unwrap_or_default(),
+            ["steps", id, "outputs", name] => self
+                .outputs
+                .get(id)
+                .and_then(|o| o.get(name))
+                .cloned()
+                .unwrap_or_default(),
+            ["github", name] => self
+                .github
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| panic!("the test's runner has no github.{name}")),
+            _ => panic!("the test's runner does not evaluate `${{{{ {expression} }}}}`"),
+        }
+    }
+
+    /// Runs `step` (the `index`th), unless an earlier one failed and it has no `if: always()`.
+    fn step(&mut self, index: usize, step: &Value) {
+        let failed = self.ran.iter().any(|r| r.code != 0);
+        match step["if"].as_str() {
+            None if failed => return,
+            None => {}
+            Some("always()") => {}
+            Some(other) => panic!("the test's runner does not evaluate `if: {other}`"),
+        }
+        let name = step["name"]
+            .as_str()
+            .or(step["id"].as_str())
+            .unwrap_or("a step")
+            .to_owned();
+        let output_file = self.root.join(format!("set_output_{index}"));
+        let env_file = self.root.join(format!("set_env_{index}"));
+        fs::write(&output_file, "").unwrap();
+        fs::write(&env_file, "").unwrap();
+        let mut env = self.base_env.clone();
+        env.extend(self.env.clone());
+        env.insert("GITHUB_OUTPUT".into(), output_file.display().to_string());
+        env.insert("GITHUB_ENV".into(), env_file.display().to_string());
+        env.insert(
+            "GITHUB_ACTION".into(),
+            step["id"]
+                .as_str()
+                .map_or(format!("__run_{index}"), str::to_owned),
+        );
+        let value = |e: &str| self.expression(e);
+        env.extend(evaluated(&step["env"], &value));
+        let cmd = if let Some(script) = step["run"].as_str() {
+            let file = self.root.join(format!("step_{index}.sh"));
+            fs::write(&file, substitute(script, &value)).unwrap();
+            let mut cmd = self
+                .namespace
+                .command(Path::new("/bin/bash"), &env, &self.workspace);
+            cmd.arg("-e").arg(&file);
+            cmd
+        } else {
+            let uses = step["uses"].as_str().expect("run: or uses:");
+            let with = evaluated(&step["with"], &value);
+            let image = match uses.strip_prefix("docker://") {
+                Some(image) => image.to_owned(),
+                None => {
+                    // The action at that tag is this repository's action.yml.
+                    assert_eq!(
+                        uses,
+                        format!("oauth-token-pipe/oauth-token-pipe@v{VERSION}")
+                    );
+                    let action: Value = serde_yaml_ng::from_str(&read("action.yml")).unwrap();
+                    assert_eq!(action["runs"]["using"].as_str(), Some("docker"));
+                    let inputs = action["inputs"].as_mapping().expect("inputs");
+                    for (key, _) in &with {
+                        assert!(
+                            inputs.contains_key(key.as_str()),
+                            "{name}: action.yml has no input {key}"
+                        );
+                    }
+                    let mut given = BTreeMap::new();
+                    for (input, spec) in inputs {
+                        let input = input.as_str().unwrap();
+                        let default = spec["default"].as_str().unwrap_or_default();
+                        let v = with
+                            .iter()
+                            .find(|(k, _)| k == input)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_else(|| substitute(default, &value));
+                        env.insert(format!("INPUT_{}", input.to_uppercase()), v.clone());
+                        given.insert(input.to_owned(), v);
+                    }
+                    let from_inputs = |e: &str| match e.strip_prefix("inputs.") {
+                        Some(input) => given.get(input).cloned().unwrap_or_default(),
+                        None => value(e),
+                    };
+                    env.extend(evaluated(&action["runs"]["env"], &from_inputs));
+                    action["runs"]["image"]
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches("docker://")
+                        .to_owned()
+                }
+            };
+            // The image is the released program: this test's binary.
+            assert_eq!(
+                image,
+                format!("oauthtokenpipe/oauth-token-pipe:{VERSION}"),
+                "{name}"
+            );
+            // The test's one addition (module doc), last: action.yml's `CA_BUNDLE:
+            // ${{ inputs.ca_bundle }}` set it empty.
+            env.insert("CA_BUNDLE".into(), self.ca_bundle.clone());
+            // The container's HOME is the runner's _github_home, the same for every step.
+            env.insert(
+                "HOME".into(),
+                self.root.join("_github_home").display().to_string(),
+            );
+            let mut cmd = self.namespace.command(bin(), &env, &self.workspace);
+            for (key, v) in &with {
+                if key == "args" {
+                    cmd.args(v.split_whitespace());
+                }
+            }
+            cmd
+        };
+        let ran = run_captured(cmd, &name);
+        let outputs = parse_file_commands(&fs::read_to_string(&output_file).unwrap());
+        if let Some(id) = step["id"].as_str() {
+            self.outputs
+                .insert(id.to_owned(), outputs.into_iter().collect());
+        }
+        self.env
+            .extend(parse_file_commands(&fs::read_to_string(&env_file).unwrap()));
+        self.ran.push(ran);
+    }
+}
+
+/// acme/deploy-config on the fake: main with a README (no deployed-version yet: the first
+/// run's case).
+fn deploy_config(github: &Path) -> PathBuf {
+    let work = github.join("work-deploy-config");
+    fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    fs::write(work.join("README"), "Which version runs where.\n").unwrap();
+    git(&work, &["add", "README"]);
+    git(&work, &["commit", "-q", "-m", "Start"]);
+    let bare = github.join("acme/deploy-config.git");
+    fs::create_dir_all(bare.parent().unwrap()).unwrap();
+    git(
+        github,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    bare
+}
+
+/// Example (b): the workflow that opens a pull request in acme/deploy-config with an
+/// installation token, revoked by the last step whatever happened.
+#[test]
+fn github_workflow_opening_a_pull_request_in_another_repo_works_as_written() {
+    let test = "github_workflow_opening_a_pull_request_in_another_repo_works_as_written";
+    if can_run(test, &["unshare", "mount", "getent", "git", "gh"]).is_none() {
+        return;
+    }
+    let workflow: Value = serde_yaml_ng::from_str(&read(GITHUB_EXAMPLE)).unwrap();
+    let steps = workflow["jobs"]["bump"]["steps"]
+        .as_sequence()
+        .expect("steps");
+    assert_eq!(
+        workflow["jobs"]["bump"]["runs-on"].as_str(),
+        Some("ubuntu-latest")
+    );
+
+    let sandbox = tempfile::tempdir().unwrap();
+    let root = sandbox.path().to_path_buf();
+    let github = root.join("github");
+    let repository = deploy_config(&github);
+    let main_before = git(&repository, &["rev-parse", "main"]).trim().to_owned();
+    let fake = FakeGitHub::start_github_com(Setup {
+        installations: vec![(
+            "acme".into(),
+            INSTALLATION,
+            vec!["widgets".into(), "deploy-config".into()],
+        )],
+        git_root: Some(github.clone()),
+        ..Setup::default()
+    });
+    let namespace = Namespace::new(&fake);
+    let runner_root = root.join("runner");
+    let workspace = runner_root.join("work/widgets/widgets");
+    let home = runner_root.join("home");
+    for dir in [
+        &workspace,
+        &home,
+        &runner_root.join("_temp"),
+        &runner_root.join("_github_home"),
+    ] {
+        fs::create_dir_all(dir).unwrap();
+    }
+    let sha = "4b825dc642cb6eb9a060e54bf8d69288fbee4904e0d1c2b3a4f5e6d7c8b9a0f1"[..40].to_owned();
+    let short = &sha[..7];
+    let strings = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let mut base_env = strings(&[
+        ("PATH", PATH),
+        ("CI", "true"),
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_ACTOR", "ada"),
+        ("GITHUB_API_URL", "https://api.github.com"),
+        ("GITHUB_EVENT_NAME", "push"),
+        ("GITHUB_GRAPHQL_URL", "https://api.github.com/graphql"),
+        ("GITHUB_JOB", "bump"),
+        ("GITHUB_REF", "refs/heads/main"),
+        ("GITHUB_REF_NAME", "main"),
+        ("GITHUB_REF_TYPE", "branch"),
+        ("GITHUB_REPOSITORY", "acme/widgets"),
+        ("GITHUB_REPOSITORY_OWNER", "acme"),
+        ("GITHUB_RUN_ATTEMPT", "1"),
+        ("GITHUB_RUN_ID", "9876543210"),
+        ("GITHUB_RUN_NUMBER", "118"),
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_WORKFLOW", "Bump the deployment"),
+        ("RUNNER_ARCH", "X64"),
+        ("RUNNER_ENVIRONMENT", "github-hosted"),
+        ("RUNNER_OS", "Linux"),
+    ]);
+    let mut set = |k: &str, v: String| base_env.insert(k.to_owned(), v);
+    set("GITHUB_SHA", sha.clone());
+    set("GITHUB_WORKSPACE", workspace.display().to_string());
+    set("HOME", home.display().to_string());
+    set(
+        "RUNNER_TEMP",
+        runner_root.join("_temp").display().to_string(),
+    );
+    set("CA_BUNDLE", fake.ca_file().display().to_string());
+    let mut runner = Runner {
+        namespace: &namespace,
+        root: runner_root.clone(),
+        workspace: workspace.clone(),
+        base_env,
+        secrets: [
+            (
+                "APP_CLIENT_ID".to_owned(),
+                fake_github::CLIENT_ID.to_owned(),
+            ),
+            (
+                "APP_PRIVATE_KEY".to_owned(),
+                fake_github::key("app-pkcs1.pem"),
+            ),
+        ]
+        .into(),
+        github: strings(&[("api_url", "https://api.github.com")]),
+        ca_bundle: fake.ca_file().display().to_string(),
+        outputs: BTreeMap::new(),
+        env: BTreeMap::new(),
+        ran: Vec::new(),
+    };
+    for (i, step) in steps.iter().enumerate() {
+        runner.step(i, step);
+    }
+    let log: String = runner
+        .ran
+        .iter()
+        .map(|r| {
+            let shown: String = r
+                .output
+                .lines()
+                .filter(|l| !l.starts_with("::add-mask::"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            format!("--- {} (exit {})\n{shown}", r.name, r.code)
+        })
+        .collect();
+    assert_eq!(runner.ran.len(), steps.len(), "every step ran\n{log}");
+    for ran in &runner.ran {
+        assert_eq!(ran.code, 0, "{} failed:\n{log}", ran.name);
+    }
+    assert_nothing_leaked(
+        &fake,
+        &runner.ran.iter().collect::<Vec<_>>(),
+        &[
+            home.join(".gitconfig"),
+            workspace.join("deploy-config/.git/config"),
+        ],
+    );
+
+    // One token, for deploy-config only, with the two permissions asked (and metadata).
+    let tokens = fake.tokens();
+    assert_eq!(tokens.len(), 1, "{log}");
+    let token = tokens[0].clone();
+    assert_eq!(
+        fake.permissions(&token),
+        [
+            ("contents".to_owned(), "write".to_owned()),
+            ("metadata".to_owned(), "read".to_owned()),
+            ("pull_requests".to_owned(), "write".to_owned()),
+        ]
+    );
+    assert_eq!(runner.outputs["app"]["app_slug"], fake_github::APP_SLUG);
+    assert_eq!(runner.outputs["app"]["token"], token);
+
+    // The pull request: the pushed branch into main, opened with that token.
+    let branch = format!("bump-{short}");
+    let pulls = fake.pulls();
+    let head_sha = git(&repository, &["rev-parse", &branch]).trim().to_owned();
+    assert_eq!(
+        pulls,
+        [fake_github::PullRequest {
+            repository: "acme/deploy-config".into(),
+            number: 1,
+            title: format!("Deploy {short}"),
+            head: branch.clone(),
+            base: "main".into(),
+            head_sha: head_sha.clone(),
+            token: token.clone(),
+        }],
+        "{log}"
+    );
+    assert!(
+        runner.ran[1]
+            .output
+            .contains("https://github.com/acme/deploy-config/pull/1"),
+        "gh api printed the pull request's URL:\n{log}"
+    );
+    // The branch: one commit on main, by the app's bot, recording GITHUB_SHA.
+    assert_eq!(
+        git(
+            &repository,
+            &["show", &format!("{branch}:deployed-version")]
+        ),
+        format!("{sha}\n")
+    );
+    assert_eq!(
+        git(
+            &repository,
+            &["log", "--format=%P|%an|%ae|%cn|%s", "-1", &branch]
+        )
+        .trim(),
+        format!(
+            "{main_before}|fake-ci-app[bot]|fake-ci-app[bot]@users.noreply.github.com|fake-ci-app[bot]|Deploy {short}"
+        )
+    );
+    assert_eq!(
+        git(&repository, &["rev-parse", "main"]).trim(),
+        main_before,
+        "main untouched"
+    );
+
+    // Revoked by the last step, and its file removed.
+    assert!(
+        fake.revoked(&token),
+        "the last step revoked the token\n{log}"
+    );
+    assert!(!workspace.join(".oauth-token/app.env").exists(), "{log}");
+
+    // The requests: the action's three on one connection; git as x-access-token with the
+    // token; the pull request with it; the revocation.
+    let requests = fake.requests();
+    let seen: Vec<(String, Option<String>)> = described(&requests)
+        .into_iter()
+        .map(|(r, t)| (r.split('?').next().unwrap().to_owned(), t))
+        .collect();
+    let api: Vec<&Request> = requests
+        .iter()
+        .filter(|r| r.host == "api.github.com")
+        .collect();
+    let api_calls: Vec<String> = api
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        api_calls,
+        [
+            "GET /repos/acme/deploy-config/installation".to_owned(),
+            format!("POST /app/installations/{INSTALLATION}/access_tokens"),
+            "GET /installation/repositories?per_page=1".to_owned(),
+            "POST /repos/acme/deploy-config/pulls".to_owned(),
+            "DELETE /installation/token".to_owned(),
+        ],
+        "{seen:#?}"
+    );
+    assert!(
+        api[0].connection == api[1].connection && api[1].connection == api[2].connection,
+        "the action's lookup, mint and validation share one connection"
+    );
+    for r in &api[3..] {
+        let auth = r.header("authorization").unwrap_or_default();
+        assert!(
+            auth.ends_with(&format!(" {token}")),
+            "{} {} with the token",
+            r.method,
+            r.path
+        );
+    }
+    let body: serde_json::Value = serde_json::from_slice(&api[3].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"title": format!("Deploy {short}"), "head": branch, "base": "main"})
+    );
+    let git_seen: Vec<&(String, Option<String>)> = seen
+        .iter()
+        .filter(|(r, _)| r.contains(" github.com /acme/deploy-config.git/"))
+        .collect();
+    assert!(
+        git_seen
+            .iter()
+            .any(|(r, _)| r.ends_with("/git-upload-pack")),
+        "{seen:#?}"
+    );
+    assert!(
+        git_seen
+            .iter()
+            .any(|(r, _)| r.ends_with("/git-receive-pack")),
+        "{seen:#?}"
+    );
+    // git tries each command without a credential first (GitHub's Basic challenge), then
+    // as x-access-token with the token gh's helper gives it.
+    for (r, with) in &git_seen {
+        assert!(
+            with.as_deref() == Some(token.as_str()) || (with.is_none() && r.contains("/info/refs")),
+            "{r}: git authenticated as x-access-token with the minted token"
+        );
+    }
 }
