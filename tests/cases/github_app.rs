@@ -15,7 +15,7 @@ use crate::support::fake_github::{self, FakeGitHub, Setup, TokenFormat, script};
 use crate::support::{Run, bare, bare_std, bin, run, write_private};
 
 /// The binary configured for the fake's app, OWNER=acme and REPOSITORIES=widgets.
-fn app(server: &FakeGitHub, dir: &Path) -> assert_cmd::Command {
+pub(super) fn app(server: &FakeGitHub, dir: &Path) -> assert_cmd::Command {
     let mut cmd = bare(dir);
     cmd.env("PROVIDER", "github-app")
         .env("APP_ID", fake_github::CLIENT_ID)

@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use super::faults::{self, matrix};
 use crate::support::fake_github::{self, FakeGitHub, Scripted, Setup, script};
+use crate::support::run;
 use crate::support::server::reply::Fault;
-use crate::support::{bare, run};
 
 type Row = faults::Row<Setup>;
 
@@ -120,14 +120,7 @@ pub fn command(
     work: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> assert_cmd::Command {
-    let mut cmd = bare(work);
-    cmd.env("PROVIDER", "github-app")
-        .env("APP_ID", fake_github::CLIENT_ID)
-        .env("PRIVATE_KEY", fake_github::key("app-pkcs1.pem"))
-        .env("GITHUB_API_URL", server.api_url())
-        .env("CA_BUNDLE", server.ca_file())
-        .env("OWNER", "acme")
-        .env("REPOSITORIES", "widgets");
+    let cmd = super::github_app::app(server, work);
     faults::finish(row, cmd, &[("{api_url}", server.api_url())], work, extra)
 }
 
