@@ -33,21 +33,32 @@ pub async fn revoke(
     http: &Http,
     log: &mut Reporter,
 ) -> Result<(), Error> {
-    let mut places: Vec<PathBuf> = config.output.output_file.iter().cloned().collect();
+    // Each place with the reuse key its token was stored under: the file's is the
+    // provider's, git-credential's cache entry's adds GIT_HOST (and names the file).
+    let mut places: Vec<(PathBuf, Option<String>)> = config
+        .output
+        .output_file
+        .iter()
+        .map(|path| (path.clone(), config.provider.reuse_key()))
+        .collect();
     if let (Some(folder), Some(_)) = (cache, config.provider.reuse_key()) {
-        places.push(folder.join(format!(
-            "{}.env",
-            store::fingerprint(&credential::key(config))
-        )));
+        let key = credential::key(config);
+        places.push((
+            folder.join(format!("{}.env", store::fingerprint(&key))),
+            Some(key),
+        ));
     }
     let mut found = 0;
-    for path in &places {
-        if revoke_file(config, path, http, log).await? {
+    for (path, key) in &places {
+        if revoke_file(config, path, key.as_deref(), http, log).await? {
             found += 1;
         }
     }
     if found == 0 {
-        let looked: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+        let looked: Vec<String> = places
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
         log.success(format!(
             "Nothing to revoke: no token of ours in {}.",
             if looked.is_empty() {
@@ -60,10 +71,12 @@ pub async fn revoke(
     Ok(())
 }
 
-/// Revokes the token in `path`; `false` when there was none to revoke.
+/// Revokes the token in `path`, stored under the reuse `key`; `false` when there was none
+/// to revoke.
 async fn revoke_file(
     config: &Config,
     path: &Path,
+    key: Option<&str>,
     http: &Http,
     log: &mut Reporter,
 ) -> Result<bool, Error> {
@@ -85,8 +98,8 @@ async fn revoke_file(
         &config.provider.git().username,
         token.secret.expose_secret(),
     );
-    if let Some(key) = config.provider.reuse_key() {
-        if stored.client != store::fingerprint(&key) {
+    if let Some(key) = key {
+        if stored.client != store::fingerprint(key) {
             log.warn(format!(
                 "Not revoking the token in {}: it was issued for another configuration (app, installation, repositories, permissions or API URL) than this one, so it is not sent here.",
                 path.display()

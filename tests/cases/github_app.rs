@@ -562,6 +562,35 @@ fn revoke_deletes_the_token_then_removes_the_file_and_never_sends_an_expired_one
     assert!(!file.exists());
 }
 
+/// The after-script pattern: git-credential cached a token (its cache key adds GIT_HOST to
+/// the provider's), and `revoke` with the same variables finds it, revokes it and removes it.
+#[test]
+fn revoke_revokes_the_token_git_credential_cached() {
+    let server = FakeGitHub::start(Setup::default());
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("home");
+    fs::create_dir(&home).unwrap();
+    let ask = format!("protocol=https\nhost={}\n\n", server.git_host());
+    let out = run(app(&server, work.path())
+        .env("HOME", &home)
+        .args(["git-credential", "get"])
+        .write_stdin(ask));
+    out.expect_code(0);
+    let token = server.tokens()[0].clone();
+    assert!(out.stdout.contains(&format!("password={token}\n")));
+    let cache = home.join(".cache/oauth-token-pipe");
+    assert_eq!(fs::read_dir(&cache).unwrap().count(), 1, "one cache entry");
+    run(app(&server, work.path()).env("HOME", &home).arg("revoke"))
+        .expect_code(0)
+        .expect_log("Revoked the token in");
+    assert!(server.revoked(&token));
+    assert_eq!(
+        fs::read_dir(&cache).unwrap().count(),
+        0,
+        "the entry is removed"
+    );
+}
+
 #[test]
 fn bitbucket_has_no_revocation_endpoint_and_says_so() {
     let work = tempfile::tempdir().unwrap();
