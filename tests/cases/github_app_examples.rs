@@ -357,19 +357,7 @@ fn bitbucket_repository(root: &Path) -> PathBuf {
     git(&work, &["switch", "-q", "main"]);
     fs::write(work.join("README"), "widgets, mirrored\n").unwrap();
     git(&work, &["commit", "-q", "-am", "Say where it is mirrored"]);
-    let bare = root.join("acme/widgets.git");
-    fs::create_dir_all(bare.parent().unwrap()).unwrap();
-    git(
-        root,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    bare
+    bare_copy(&work, &root.join("acme/widgets.git"))
 }
 
 /// The clone a Bitbucket step with `clone: depth: full` starts in: `git clone --branch`
@@ -874,19 +862,7 @@ fn deploy_config(github: &Path) -> PathBuf {
     fs::write(work.join("README"), "Which version runs where.\n").unwrap();
     git(&work, &["add", "README"]);
     git(&work, &["commit", "-q", "-m", "Start"]);
-    let bare = github.join("acme/deploy-config.git");
-    fs::create_dir_all(bare.parent().unwrap()).unwrap();
-    git(
-        github,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            work.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
-    bare
+    bare_copy(&work, &github.join("acme/deploy-config.git"))
 }
 
 /// Example (b): the workflow that opens a pull request in acme/deploy-config with an
@@ -1160,4 +1136,20 @@ fn github_workflow_opening_a_pull_request_in_another_repo_works_as_written() {
             "{r}: git authenticated as x-access-token with the minted token"
         );
     }
+}
+
+/// A bare clone of `work` at `bare` (the form the fake's git backend serves); returns `bare`.
+fn bare_copy(work: &Path, bare: &Path) -> PathBuf {
+    fs::create_dir_all(bare.parent().unwrap()).unwrap();
+    git(
+        bare.parent().unwrap(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            work.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    bare.to_owned()
 }
