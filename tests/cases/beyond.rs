@@ -5,11 +5,11 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::fake::{FakeBitbucket, Reply, Setup};
-use crate::support::{bare, bin, pipe, pipe_std, run};
+use crate::support::{bare, git_output, git_through_helper, pipe, pipe_std, run};
 
 fn fingerprint(id: &str) -> String {
     crate::support::fingerprint(id)
@@ -378,45 +378,16 @@ fn real_git_clones_and_pushes_with_the_credential_helper() {
     });
     let home = tempfile::tempdir().unwrap();
     let git = |dir: &Path, args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", "credential.helper=", "-c"])
-            .arg(format!(
-                "credential.helper=!{} git-credential",
-                bin().display()
-            ))
-            .args([
-                "-c",
-                "user.name=CI",
-                "-c",
-                "user.email=ci@example.invalid",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", home.path())
-            .env("XDG_CACHE_HOME", home.path().join("cache"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_SSL_CAINFO", server.ca_file())
-            .env("NO_COLOR", "1")
-            .env("CLIENT_ID", server.setup().client_id)
-            .env("CLIENT_SECRET", server.setup().client_secret)
-            .env("TOKEN_URL", server.token_url())
-            .env("API_URL", server.api_url())
-            .env("CA_BUNDLE", server.ca_file())
-            .env("GIT_HOST", server.base().trim_start_matches("https://"))
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "git {args:?} failed:\n{text}");
-        text
+        git_output(
+            git_through_helper(home.path(), server.ca_file(), dir, args)
+                .env("XDG_CACHE_HOME", home.path().join("cache"))
+                .env("CLIENT_ID", server.setup().client_id)
+                .env("CLIENT_SECRET", server.setup().client_secret)
+                .env("TOKEN_URL", server.token_url())
+                .env("API_URL", server.api_url())
+                .env("CA_BUNDLE", server.ca_file())
+                .env("GIT_HOST", server.base().trim_start_matches("https://")),
+        )
     };
     git(repos.path(), &["init", "-q", "--bare", "widgets.git"]);
     let url = format!("{}/git/widgets.git", server.base());

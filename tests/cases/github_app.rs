@@ -5,14 +5,13 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command as StdCommand;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
 use crate::support::fake_github::{self, FakeGitHub, Setup, TokenFormat, script};
-use crate::support::{Run, bare, bare_std, bin, run, write_private};
+use crate::support::{Run, bare, bare_std, git_output, git_through_helper, run, write_private};
 
 /// The binary configured for the fake's app, OWNER=acme and REPOSITORIES=widgets.
 pub(super) fn app(server: &FakeGitHub, dir: &Path) -> assert_cmd::Command {
@@ -410,46 +409,17 @@ fn a_reused_token_keeps_its_installation_id_and_app_slug() {
 }
 
 fn git(server: &FakeGitHub, home: &Path, dir: &Path, args: &[&str]) -> String {
-    let out = StdCommand::new("git")
-        .args(["-c", "credential.helper=", "-c"])
-        .arg(format!(
-            "credential.helper=!{} git-credential",
-            bin().display()
-        ))
-        .args([
-            "-c",
-            "user.name=CI",
-            "-c",
-            "user.email=ci@example.invalid",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_SSL_CAINFO", server.ca_file())
-        .env("NO_COLOR", "1")
-        .env("PROVIDER", "github-app")
-        .env("APP_ID", fake_github::CLIENT_ID)
-        .env("PRIVATE_KEY", fake_github::key("app-pkcs1.pem"))
-        .env("GITHUB_API_URL", server.api_url())
-        .env("CA_BUNDLE", server.ca_file())
-        .env("OWNER", "acme")
-        .env("REPOSITORIES", "mirror")
-        .env("PERMISSIONS", "contents:write")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "git {args:?} failed:\n{text}");
-    text
+    git_output(
+        git_through_helper(home, server.ca_file(), dir, args)
+            .env("PROVIDER", "github-app")
+            .env("APP_ID", fake_github::CLIENT_ID)
+            .env("PRIVATE_KEY", fake_github::key("app-pkcs1.pem"))
+            .env("GITHUB_API_URL", server.api_url())
+            .env("CA_BUNDLE", server.ca_file())
+            .env("OWNER", "acme")
+            .env("REPOSITORIES", "mirror")
+            .env("PERMISSIONS", "contents:write"),
+    )
 }
 
 #[test]

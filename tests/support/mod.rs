@@ -113,6 +113,53 @@ impl Run {
     }
 }
 
+/// `git` in a clean environment whose only credential helper is this program's
+/// `git-credential` (HOME `home`, the fake's CA trusted), with a fixed identity; the caller
+/// adds the provider's variables. [`git_output`] runs it.
+pub fn git_through_helper(
+    home: &Path,
+    ca: &Path,
+    dir: &Path,
+    args: &[&str],
+) -> std::process::Command {
+    let mut git = std::process::Command::new("git");
+    git.args(["-c", "credential.helper=", "-c"])
+        .arg(format!(
+            "credential.helper=!{} git-credential",
+            bin().display()
+        ))
+        .args([
+            "-c",
+            "user.name=CI",
+            "-c",
+            "user.email=ci@example.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_SSL_CAINFO", ca)
+        .env("NO_COLOR", "1");
+    git
+}
+
+/// Runs `git` and returns its stdout and stderr, failing the test when it fails.
+pub fn git_output(git: &mut std::process::Command) -> String {
+    let out = git.output().expect("git runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{git:?} failed:\n{text}");
+    text
+}
+
 /// Runs `cmd` to completion.
 pub fn run(cmd: &mut Command) -> Run {
     let Output {
