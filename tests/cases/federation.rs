@@ -97,6 +97,16 @@ fn github_to_entra(server: &FakeOidc, dir: &Path) -> assert_cmd::Command {
     cmd
 }
 
+/// `from`'s identity token (minted for `aud`) traded by RFC 8693 token exchange, the sinks
+/// in `dir`.
+fn exchanging(server: &FakeOidc, dir: &Path, from: From, aud: &[&str]) -> assert_cmd::Command {
+    let mut cmd = bare(dir);
+    sink_env(&mut cmd, server, dir);
+    exchange(&mut cmd, server, "token_exchange");
+    source(&mut cmd, server, dir, from, aud);
+    cmd
+}
+
 fn dotenv(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("oauth-token.env")).unwrap_or_default()
 }
@@ -456,16 +466,7 @@ fn an_audience_missing_from_a_fixed_token_names_the_yaml_that_adds_it() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = bare(dir.path());
-        sink_env(&mut cmd, &server, dir.path());
-        exchange(&mut cmd, &server, "token_exchange");
-        source(
-            &mut cmd,
-            &server,
-            dir.path(),
-            from,
-            &["https://other.example.test"],
-        );
+        let mut cmd = exchanging(&server, dir.path(), from, &["https://other.example.test"]);
         let out = run(&mut cmd);
         out.expect_code(2)
             .expect_log("OIDC_AUDIENCE")
@@ -826,16 +827,7 @@ fn exec_child_never_sees_the_identity_token() {
     });
     for from in [From::GitHub, From::Bitbucket, From::GitLab] {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = bare(dir.path());
-        sink_env(&mut cmd, &server, dir.path());
-        exchange(&mut cmd, &server, "token_exchange");
-        source(
-            &mut cmd,
-            &server,
-            dir.path(),
-            from,
-            &["https://sts.example.test"],
-        );
+        let mut cmd = exchanging(&server, dir.path(), from, &["https://sts.example.test"]);
         if matches!(from, From::GitLab) {
             // The name `id_tokens:` chose, which no table can list.
             cmd.env_remove("OIDC_TOKEN")

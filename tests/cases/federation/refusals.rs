@@ -168,10 +168,7 @@ fn sts_and_generic_refusals_quote_the_issuer_and_subject() {
 
     let server = FakeOidc::start(Setup::default());
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = bare(dir.path());
-    sink_env(&mut cmd, &server, dir.path());
-    exchange(&mut cmd, &server, "token_exchange");
-    source(&mut cmd, &server, dir.path(), From::GitHub, &[]);
+    let mut cmd = exchanging(&server, dir.path(), From::GitHub, &[]);
     let out = run(&mut cmd);
     out.expect_code(3)
         .expect_log("invalid_grant")
