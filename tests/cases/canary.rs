@@ -589,24 +589,16 @@ fn audit_subcommands(mask: bool) {
         cmd.envs(env.clone())
             .env("HOME", work.path())
             .args(["git-credential", "get"]);
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        std::io::Write::write_all(
-            &mut child.stdin.take().unwrap(),
-            b"protocol=https\nhost=bitbucket.org\n\n",
-        )
-        .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out =
+            crate::support::run_with_input(&mut cmd, b"protocol=https\nhost=bitbucket.org\n\n");
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
+            out.stdout,
             format!("username=x-token-auth\npassword={token}\n\n"),
             "{}",
             mode.label()
         );
         let label = format!("git-credential ({})", mode.label());
-        let log = mode.shown(&label, &String::from_utf8_lossy(&out.stderr));
+        let log = mode.shown(&label, &out.stderr);
         if let Some(leak) = leaked(&log, "test-client-key", &secret, &token) {
             panic!("{label} leaked {leak:?} in its log:\n{log}");
         }
@@ -875,21 +867,10 @@ fn github_command(server: &FakeGitHub, work: &std::path::Path, key: &str) -> std
 
 /// Runs `cmd` to completion; for `git-credential get`, asking for `server`'s host.
 fn github_run(mut cmd: std::process::Command, git: Option<&FakeGitHub>) -> crate::support::Run {
-    use std::process::Stdio;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn the binary");
     let ask = git
         .map(|s| format!("protocol=https\nhost={}\n\n", s.git_host()))
         .unwrap_or_default();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), ask.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    crate::support::Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    crate::support::run_with_input(&mut cmd, ask.as_bytes())
 }
 
 /// What one audited run shows and holds: its label, what the reader sees, the fake it ran

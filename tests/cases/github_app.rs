@@ -11,7 +11,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::Value;
 
 use crate::support::fake_github::{self, FakeGitHub, Setup, TokenFormat, script};
-use crate::support::{Run, bare, bare_std, git_output, git_through_helper, run, write_private};
+use crate::support::{
+    Run, bare, bare_std, git_output, git_through_helper, run, run_with_input, write_private,
+};
 
 /// The binary configured for the fake's app, OWNER=acme and REPOSITORIES=widgets.
 pub(super) fn app(server: &FakeGitHub, dir: &Path) -> assert_cmd::Command {
@@ -713,25 +715,20 @@ fn no_output_shows_the_token_the_key_or_the_jwt() {
         .env("HOME", work.path())
         .env("DEBUG", "true")
         .env("OAUTH_TOKEN_PIPE_TEST_NO_MASK", "1")
-        .args(["git-credential", "get"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+        .args(["git-credential", "get"]);
     let ask = format!("protocol=https\nhost={}\n\n", server.git_host());
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), ask.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(&mut cmd, ask.as_bytes());
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        out.stdout,
         format!(
             "username=x-access-token\npassword={}\n\n",
             server.tokens()[0]
         )
     );
+    // Only the log: the answer on stdout is the token by design.
     let log = Run {
-        code: out.status.code(),
         stdout: String::new(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        ..out
     };
     audit("git-credential", &log, &server, false);
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::canary::leaked;
 use crate::support::fake::{FakeBitbucket, Fault, Reply, Setup};
-use crate::support::{Run, bare, bin, pipe, pipe_std, run};
+use crate::support::{Run, bare, bin, pipe, pipe_std, run, run_with_input};
 
 /// The test build's switch that turns the log's mask off.
 const NO_MASK: &str = "OAUTH_TOKEN_PIPE_TEST_NO_MASK";
@@ -142,27 +142,17 @@ fn on_github_git_credential_answers_git_on_stdout_and_nothing_else() {
     let work = tempfile::tempdir().unwrap();
     let mut cmd = pipe_std(&server, work.path());
     on_github(&mut cmd, work.path());
-    cmd.env("HOME", work.path())
-        .args(["git-credential", "get"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
-        b"protocol=https\nhost=bitbucket.org\n\n",
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    cmd.env("HOME", work.path()).args(["git-credential", "get"]);
+    let out = run_with_input(&mut cmd, b"protocol=https\nhost=bitbucket.org\n\n");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        out.stdout,
         format!(
             "username=x-token-auth\npassword={}\n\n",
             server.setup().token
         ),
         "git reads every stdout line as part of the credential"
     );
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = &out.stderr;
     assert!(
         log.contains(&format!("::add-mask::{}", server.setup().token)),
         "the runner is still told to mask the token, on stderr:\n{log}"
@@ -384,20 +374,14 @@ fn debug_quotes_the_git_request_it_does_not_serve() {
     let mut cmd = pipe_std(&server, work.path());
     cmd.env("DEBUG", "true")
         .env("HOME", work.path())
-        .args(["git-credential", "get"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    std::io::Write::write_all(
-        &mut child.stdin.take().unwrap(),
+        .args(["git-credential", "get"]);
+    let out = run_with_input(
+        &mut cmd,
         b"protocol=https\nhost=evil\x1b]0;pwned\x07\x1b[2J\rINFO: forged line\n\n",
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    );
+    assert_eq!(out.code, Some(0));
     assert!(out.stdout.is_empty(), "no answer for another host");
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = &out.stderr;
     assert!(
         log.contains(r"host evil\u{1b}]0;pwned\u{7}\u{1b}[2J\rINFO: forged line"),
         "quoted like all remote text:\n{log}"

@@ -113,6 +113,23 @@ impl Run {
     }
 }
 
+/// Runs `cmd` with `input` on its stdin (git's side of the credential protocol), capturing
+/// both output streams.
+pub fn run_with_input(cmd: &mut std::process::Command, input: &[u8]) -> Run {
+    use std::process::Stdio;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn the binary");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input).expect("write stdin");
+    let out = child.wait_with_output().expect("wait for the binary");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// `git` in a clean environment whose only credential helper is this program's
 /// `git-credential` (HOME `home`, the fake's CA trusted), with a fixed identity; the caller
 /// adds the provider's variables. [`git_output`] runs it.
