@@ -485,6 +485,12 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// Whether `a` and `b` are one origin (host and port), so one kept-alive connection serves
+/// both and [`Http::prewarm`] has nothing to open early.
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    prewarm::origin(a) == prewarm::origin(b)
+}
+
 /// `host` or `host:port`, for messages.
 pub fn host(url: &Url) -> String {
     match url.port() {

@@ -199,13 +199,7 @@ impl Provider for Bitbucket {
 
     fn prewarm(&self) -> Option<Url> {
         let url = self.validation.as_ref()?.url();
-        let host = |u: &Url| {
-            (
-                u.host_str().map(str::to_ascii_lowercase),
-                u.port_or_known_default(),
-            )
-        };
-        (host(url) != host(&self.token_url)).then(|| url.clone())
+        (!crate::http::same_origin(url, &self.token_url)).then(|| url.clone())
     }
 
     fn validate<'a>(

@@ -378,13 +378,7 @@ impl Provider for OAuth2 {
             return None;
         };
         let token_host = self.token_url.as_ref().or(self.issuer.as_ref())?;
-        let host = |u: &Url| {
-            (
-                u.host_str().map(str::to_ascii_lowercase),
-                u.port_or_known_default(),
-            )
-        };
-        (host(url) != host(token_host)).then(|| url.clone())
+        (!crate::http::same_origin(url, token_host)).then(|| url.clone())
     }
 
     fn validation(&self) -> Option<String> {

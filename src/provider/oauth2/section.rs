@@ -17,7 +17,7 @@ use crate::provider::Git;
 use crate::provider::identity::Identity;
 use crate::provider::jwt::{Alg, PrivateKey};
 use crate::token::parse_list;
-use crate::vars::{self, Mode, Problems, Raw, shown, whitespace_slip};
+use crate::vars::{self, Mode, Problems, Raw, shown};
 
 /// Google's STS unless STS_URL says otherwise.
 pub const DEFAULT_STS_URL: &str = "https://sts.googleapis.com/v1/token";
@@ -295,22 +295,10 @@ fn required(
     missing: &str,
     problems: &mut Problems,
 ) -> Option<String> {
-    match raw.get(name) {
-        None if !needed => Some(String::new()),
-        None => {
-            problems.push(name, format!("is not set: {missing}"));
-            None
-        }
-        Some(value) => {
-            if let Some(slip) = whitespace_slip(value) {
-                problems.push(
-                    name,
-                    format!("{slip}: a copy-paste slip? Set it to the value exactly."),
-                );
-            }
-            Some(value.to_owned())
-        }
+    if !needed && raw.get(name).is_none() {
+        return Some(String::new());
     }
+    vars::secret(raw, name, missing, problems)
 }
 
 fn client_auth(
