@@ -14,6 +14,7 @@ pub mod bitbucket;
 pub mod github_app;
 pub mod identity;
 pub mod jwt;
+pub mod lag;
 pub mod oauth;
 pub mod oauth2;
 

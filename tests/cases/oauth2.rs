@@ -314,6 +314,34 @@ fn validate_api_calls_validate_url_with_the_token() {
     );
 }
 
+/// An API that does not know a new token yet (replication lag): a fresh token's 401 is
+/// retried after a second, twice, then final.
+#[test]
+fn validate_api_retries_a_fresh_tokens_401_twice() {
+    for (lag, code, calls) in [(2, 0, 3), (3, 4, 3)] {
+        let server = FakeOAuth::start(OAuthSetup {
+            api_lag: lag,
+            ..OAuthSetup::default()
+        });
+        let work = tempfile::tempdir().unwrap();
+        let mut cmd = oauth(&server, work.path());
+        cmd.env_remove("ISSUER")
+            .env("TOKEN_URL", server.token_url())
+            .env("VALIDATE", "api")
+            .env("VALIDATE_URL", server.api_url())
+            .env("REUSE", "false");
+        let out = run(&mut cmd);
+        out.expect_code(code)
+            .expect_log("the API may not have propagated it yet. Retrying in 1.0 s (2 of 2)");
+        let api = server
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/api/me")
+            .count();
+        assert_eq!(api, calls, "lag {lag}");
+    }
+}
+
 #[test]
 fn validate_api_without_validate_url_exits_2() {
     let server = FakeOAuth::start_default();

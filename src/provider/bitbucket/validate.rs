@@ -9,20 +9,17 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::time::Instant;
 use url::Url;
 
 use crate::error::Error;
 use crate::http::{Auth, Call, Http, Response};
-use crate::provider::Fresh;
+use crate::provider::{Fresh, lag};
 use crate::report::{Reporter, quote_remote};
 use crate::token::{Token, Validated};
 
-/// Extra attempts after a 401, for replication lag.
-const LAG_RETRIES: u32 = 2;
-const LAG_DELAY: Duration = Duration::from_secs(1);
+/// The waits before the extra attempts after a 401 on a new token (replication lag).
+const LAG_WAITS: [Duration; 2] = [Duration::from_secs(1); 2];
 
 /// What the token is checked against after it is issued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,30 +69,15 @@ pub async fn call(
         variable,
         Auth::Bearer(&token.secret),
     );
-    let mut lag_retries = 0;
-    loop {
-        let response = http.send(&call, log).await?;
-        if response.status.is_success() {
-            return Ok(Validated::Called {
-                what: target.what(),
-                status: response.status.as_u16(),
-                scopes: None,
-            });
-        }
-        let may_lag = response.status == StatusCode::UNAUTHORIZED
-            && fresh == Fresh::Issued
-            && lag_retries < LAG_RETRIES
-            && Instant::now() + LAG_DELAY < http.deadline();
-        if !may_lag {
-            return Err(rejection(target, &response));
-        }
-        lag_retries += 1;
-        log.info(format!(
-            "The new token was refused (HTTP 401); Bitbucket may not have propagated it yet. Retrying in {} s ({lag_retries} of {LAG_RETRIES}).",
-            LAG_DELAY.as_secs()
-        ));
-        tokio::time::sleep(LAG_DELAY).await;
+    let response = lag::send(&call, fresh, &LAG_WAITS, "Bitbucket", http, log).await?;
+    if !response.status.is_success() {
+        return Err(rejection(target, &response));
     }
+    Ok(Validated::Called {
+        what: target.what(),
+        status: response.status.as_u16(),
+        scopes: None,
+    })
 }
 
 /// A non-success validation answer, worded with the API's own message and a hint.

@@ -9,14 +9,12 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::time::Instant;
 use url::Url;
 
 use crate::error::Error;
 use crate::http::{Auth, Call, Http};
-use crate::provider::Fresh;
+use crate::provider::{Fresh, lag};
 use crate::report::Reporter;
 use crate::token::{Token, Validated, parse_list};
 use crate::vars::{self, Mode, Problems, Raw, shown};
@@ -134,65 +132,50 @@ pub async fn call(
         Auth::Bearer(&token.secret),
     );
     call.headers = HEADERS;
-    let mut waits = LAG_DELAYS.iter();
-    loop {
-        let response = http.send(&call, log).await?;
-        if response.status.is_success() {
-            let what = match target {
-                Target::Installation => {
-                    let count = serde_json::from_slice::<Value>(&response.body)
-                        .ok()
-                        .and_then(|v| v.get("total_count").and_then(Value::as_u64));
-                    match count {
-                        Some(n) => format!("list the installation's repositories, {n} visible"),
-                        None => "list the installation's repositories".to_owned(),
-                    }
+    let response = lag::send(&call, fresh, &LAG_DELAYS, "GitHub", http, log).await?;
+    if response.status.is_success() {
+        let what = match target {
+            Target::Installation => {
+                let count = serde_json::from_slice::<Value>(&response.body)
+                    .ok()
+                    .and_then(|v| v.get("total_count").and_then(Value::as_u64));
+                match count {
+                    Some(n) => format!("list the installation's repositories, {n} visible"),
+                    None => "list the installation's repositories".to_owned(),
                 }
-                Target::Url(url) => format!("GET {url}"),
-            };
-            return Ok(Validated::Called {
-                what,
-                status: response.status.as_u16(),
-                scopes: None,
-            });
-        }
-        let wait = waits.next().filter(|w| {
-            response.status == StatusCode::UNAUTHORIZED
-                && fresh == Fresh::Issued
-                && Instant::now() + **w < http.deadline()
-        });
-        let Some(wait) = wait else {
-            let said = hints::message(&response.body)
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
-            if let Some(what) = hints::rate_limit(&response) {
-                return Err(Error::provider(format!(
-                    "The validation call GET {url} was refused (HTTP {}{said}). {what}",
-                    response.status
-                )));
             }
-            let hint = match response.status.as_u16() {
-                401 if fresh == Fresh::Issued => {
-                    "GitHub kept refusing the token it had just minted. Check that GITHUB_API_URL is the GitHub that minted it (GHES: https://HOST/api/v3); if it is, try again later."
-                }
-                401 => "The token is no longer valid (expired or revoked).",
-                403 => {
-                    "The token may not make this call: give the app the permission it needs, or set VALIDATE_URL to something the token may read."
-                }
-                404 => "Nothing is there for this token: check VALIDATE_URL, or leave it unset.",
-                _ => "Check GITHUB_API_URL and VALIDATE_URL.",
-            };
-            return Err(Error::Validation(format!(
-                "The token failed validation: GET {url} answered HTTP {}{said}.\n{hint}",
-                response.status
-            )));
+            Target::Url(url) => format!("GET {url}"),
         };
-        log.info(format!(
-            "The new token was refused (HTTP 401); GitHub may not have propagated it yet. Retrying in {:.1} s.",
-            wait.as_secs_f64()
-        ));
-        tokio::time::sleep(*wait).await;
+        return Ok(Validated::Called {
+            what,
+            status: response.status.as_u16(),
+            scopes: None,
+        });
     }
+    let said = hints::message(&response.body)
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default();
+    if let Some(what) = hints::rate_limit(&response) {
+        return Err(Error::provider(format!(
+            "The validation call GET {url} was refused (HTTP {}{said}). {what}",
+            response.status
+        )));
+    }
+    let hint = match response.status.as_u16() {
+        401 if fresh == Fresh::Issued => {
+            "GitHub kept refusing the token it had just minted. Check that GITHUB_API_URL is the GitHub that minted it (GHES: https://HOST/api/v3); if it is, try again later."
+        }
+        401 => "The token is no longer valid (expired or revoked).",
+        403 => {
+            "The token may not make this call: give the app the permission it needs, or set VALIDATE_URL to something the token may read."
+        }
+        404 => "Nothing is there for this token: check VALIDATE_URL, or leave it unset.",
+        _ => "Check GITHUB_API_URL and VALIDATE_URL.",
+    };
+    Err(Error::Validation(format!(
+        "The token failed validation: GET {url} answered HTTP {}{said}.\n{hint}",
+        response.status
+    )))
 }
 
 #[cfg(test)]

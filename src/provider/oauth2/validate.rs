@@ -7,22 +7,21 @@
 
 use std::time::{Duration, SystemTime};
 
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use tokio::time::Instant;
 use url::Url;
 
 use super::jwks::{self, Expect};
 use super::{OAuth2, Profile, Validate};
 use crate::error::Error;
 use crate::http::{Auth, Body, Call, Field, Http};
-use crate::provider::{Fresh, oauth};
+use crate::provider::{Fresh, lag, oauth};
 use crate::report::{Reporter, quote_remote};
 use crate::token::{Token, Validated};
 
-const LAG_RETRIES: u32 = 2;
-const LAG_DELAY: Duration = Duration::from_secs(1);
+/// The waits before the extra attempts after a 401 on a new token (replication lag).
+const LAG_WAITS: [Duration; 2] = [Duration::from_secs(1); 2];
 
 /// The method VALIDATE resolves to once discovery is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,42 +142,29 @@ async fn api(
         "VALIDATE_URL",
         Auth::Bearer(&token.secret),
     );
-    let mut lag_retries = 0;
-    loop {
-        let response = http.send(&call, log).await?;
-        if response.status.is_success() {
-            return Ok(Validated::Called {
-                what: format!("GET {url}"),
-                status: response.status.as_u16(),
-                scopes: None,
-            });
-        }
-        if response.status == StatusCode::UNAUTHORIZED
-            && fresh == Fresh::Issued
-            && lag_retries < LAG_RETRIES
-            && Instant::now() + LAG_DELAY < http.deadline()
-        {
-            lag_retries += 1;
-            log.info(format!("The new token was refused (HTTP 401); it may not have propagated yet. Retrying in {} s ({lag_retries} of {LAG_RETRIES}).", LAG_DELAY.as_secs()));
-            tokio::time::sleep(LAG_DELAY).await;
-            continue;
-        }
-        let hint = match response.status.as_u16() {
-            401 => {
-                "The API refused the token. Check that VALIDATE_URL belongs to the API this token is for (AUDIENCE, RESOURCE or SCOPE)."
-            }
-            403 => {
-                "The token lacks a permission this call needs. Grant it to the client, or set VALIDATE_URL to something the token may read."
-            }
-            404 => "Nothing is there, or the token may not see it. Check VALIDATE_URL.",
-            _ => "Check VALIDATE_URL.",
-        };
-        return Err(Error::Validation(format!(
-            "The token failed validation: GET {url} answered HTTP {}: {}.\n{hint}",
-            response.status,
-            response.quoted_body(300)
-        )));
+    let response = lag::send(&call, fresh, &LAG_WAITS, "the API", http, log).await?;
+    if response.status.is_success() {
+        return Ok(Validated::Called {
+            what: format!("GET {url}"),
+            status: response.status.as_u16(),
+            scopes: None,
+        });
     }
+    let hint = match response.status.as_u16() {
+        401 => {
+            "The API refused the token. Check that VALIDATE_URL belongs to the API this token is for (AUDIENCE, RESOURCE or SCOPE)."
+        }
+        403 => {
+            "The token lacks a permission this call needs. Grant it to the client, or set VALIDATE_URL to something the token may read."
+        }
+        404 => "Nothing is there, or the token may not see it. Check VALIDATE_URL.",
+        _ => "Check VALIDATE_URL.",
+    };
+    Err(Error::Validation(format!(
+        "The token failed validation: GET {url} answered HTTP {}: {}.\n{hint}",
+        response.status,
+        response.quoted_body(300)
+    )))
 }
 
 /// The introspection endpoint declined this kind of token.
