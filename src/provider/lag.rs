@@ -1,7 +1,8 @@
-//! A token just issued may not be known yet to the API that checks it: identity providers
-//! and GitHub replicate new tokens with a lag, and a validation call sent the moment the
-//! token arrives can meet a 401 that a second later would be a 200 (actions/
-//! create-github-app-token#74 for GitHub; Bitbucket's and Entra's own advice to retry).
+//! A token just issued may not be known yet to the API that checks it: providers replicate
+//! new tokens with a lag, and a validation call sent the moment the token arrives can meet a
+//! 401 that a second later would be a 200 (GitHub: octokit retries for about 6 s,
+//! octokit/auth-app.js#168; ../shared/research/providers.md §1 and its advice 7, "validate
+//! with a short retry window").
 //! [`send`] is the one place that waits it out, for every provider's validation call.
 
 use std::time::Duration;
