@@ -743,6 +743,12 @@ fn github_scenarios() -> Vec<GitHubScenario> {
             vec![pipe(), step(&["revoke"], 0), step(&["revoke"], 0)],
         ),
         s(
+            "revoke git-credential's cached token",
+            Setup::default(),
+            vec![],
+            vec![git_get(0), step(&["revoke"], 0)],
+        ),
+        s(
             "revoke, GitHub says already revoked and echoes the token",
             scripted(vec![script(
                 "DELETE /installation/token",
