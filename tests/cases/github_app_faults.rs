@@ -167,7 +167,9 @@ matrix! {
     dns_failure => row(5, "dns error").env("GITHUB_API_URL", "https://github.invalid/api/v3").env("RETRIES", "1").no_network(),
     tls_unknown_ca => row(5, "is not signed by a trusted CA. If a proxy intercepts TLS").also("add that CA to CA_BUNDLE").env("CA_BUNDLE", "").requests(0),
     lookup_never_answers => row(5, "within TIMEOUT (2 s)").also("No complete answer from 127.0.0.1:").script(faulty(LOOKUP, Fault::Hang)).timeout(2).requests(1),
-    mint_stalls_once => row(0, "The token request failed (no complete answer within 2.0 s); retrying in").script(faulty(MINT, Fault::Hang)).env("RETRIES", "2").timeout(6).requests(4),
+    // A 2 s share of TIMEOUT per attempt (12 s over 6 attempts), and 9.5 s left for the
+    // retry and the validation call when the audit runs many rows at once on 2 cores.
+    mint_stalls_once => row(0, "The token request failed (no complete answer within 2.0 s); retrying in").script(faulty(MINT, Fault::Hang)).env("RETRIES", "5").timeout(12).requests(4),
     mint_reset_mid_response => row(0, "retrying in").script(faulty(MINT, Fault::ResetMidBody)).requests(4),
     lookup_500_then_success => row(0, "The installation lookup failed (HTTP 500 Internal Server Error").script(script(LOOKUP, 500, r#"{"message":"Server Error"}"#)).requests(4),
     mint_503_forever => row(5, "failed 3 time(s); the last failure: HTTP 503 Service Unavailable").scripts(3, script(MINT, 503, r#"{"message":"Service Unavailable"}"#)).env("RETRIES", "2").requests(4),
