@@ -28,8 +28,12 @@ use crate::support::server::reply::Fault;
 
 type Row = faults::Row<Setup>;
 
+/// A row with TIMEOUT 30 s unless it says otherwise: a debug build signs a JWT for every
+/// attempt, and the canary audit runs these rows many at once on 2 cores, so a run that
+/// recovers (a 429's wait, a retry) must not meet the deadline by accident. Rows about the
+/// deadline set their own.
 fn row(code: i32, message: &'static str) -> Row {
-    Row::new(code, message)
+    Row::new(code, message).timeout(30)
 }
 
 impl faults::Row<Setup> {
